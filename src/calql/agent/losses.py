@@ -1,0 +1,109 @@
+"""Pure loss functions of Cal-QL / CQL / SAC, one per equation of ALGORITHM.md section 2.
+
+Shape names: E critics, B batch, K sampled actions per state, A action dimension.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def bellman_target(
+    rewards: jax.Array,
+    dones: jax.Array,
+    next_q: jax.Array,
+    next_log_pi: jax.Array,
+    discount: float,
+    max_backup: bool,
+    entropy_bonus: float | jax.Array = 0.0,
+) -> jax.Array:
+    """y = r + gamma (1 - d) V(s'), without gradient.
+
+    next_q: (E, B, K) target-critic values of K actions sampled at s'; next_log_pi: (B, K).
+    Max backup: V = max_k min_j Q'_j(s', a'_k). Otherwise the first sample is used:
+    V = min_j Q'_j(s', a'_1) - entropy_bonus * log pi(a'_1|s') (entropy_bonus = alpha when
+    backing up entropy, 0 otherwise). Returns (B,).
+    """
+    min_q = next_q.min(axis=0)
+    if max_backup:
+        value = min_q.max(axis=-1)
+    else:
+        value = min_q[:, 0] - entropy_bonus * next_log_pi[:, 0]
+    return jax.lax.stop_gradient(rewards + discount * (1.0 - dones) * value)
+
+
+def td_loss(q_data: jax.Array, target: jax.Array) -> jax.Array:
+    """Per-critic mean squared TD error: q_data (E, B), target (B,) -> (E,)."""
+    return jnp.mean((q_data - target) ** 2, axis=-1)
+
+
+def calibrate(q_policy: jax.Array, mc_returns: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The Cal-QL step: Q(s, a~pi) <- max(Q(s, a~pi), G(s)) (paper eq. 5.1).
+
+    q_policy: (E, B, K) Q-values of policy-sampled actions; mc_returns: (B,) reference values.
+    Returns the bounded values and the bound rate (fraction of values that were below G).
+    """
+    reference = mc_returns[None, :, None]
+    bound_rate = jnp.mean(q_policy < reference)
+    return jnp.maximum(q_policy, reference), bound_rate
+
+
+def cql_logsumexp(
+    q_random: jax.Array,
+    q_data: jax.Array,
+    q_policy: jax.Array,
+    log_pi_policy: jax.Array,
+    action_dim: int,
+    importance_sample: bool,
+    temperature: float,
+) -> jax.Array:
+    """Soft maximum of Q(s, .) over sampled actions: T * logsumexp(cat / T).
+
+    All Q-values are at the state s. q_random: (E, B, K) for uniform actions; q_data: (E, B);
+    q_policy: (E, B, 2K) for K actions sampled at s' and K at s, log_pi_policy: (B, 2K) their
+    log-probs. Importance sampling divides each value by its proposal density (uniform 0.5^A,
+    the policy's for the others) and leaves out Q(s, a). Returns (E, B).
+    """
+    if importance_sample:
+        uniform_log_density = action_dim * jnp.log(0.5)
+        cat = jnp.concatenate([q_random - uniform_log_density, q_policy - log_pi_policy], axis=-1)
+    else:
+        cat = jnp.concatenate([q_random, q_data[..., None], q_policy], axis=-1)
+    return temperature * jax.nn.logsumexp(cat / temperature, axis=-1)
+
+
+def cql_gap(ood: jax.Array, q_data: jax.Array, clip_min: float, clip_max: float) -> jax.Array:
+    """Per-critic CQL gap: mean over the batch of clip(softmax Q - Q(s, a)). (E, B) -> (E,)."""
+    return jnp.mean(jnp.clip(ood - q_data, clip_min, clip_max), axis=-1)
+
+
+def cql_penalty(
+    gap: jax.Array, alpha: float, lagrange_multiplier: jax.Array | None, target_gap: float
+) -> jax.Array:
+    """Per-critic CQL loss: alpha * gap, or alpha' * alpha * (gap - target) with Lagrange."""
+    if lagrange_multiplier is None:
+        return alpha * gap
+    return jax.lax.stop_gradient(lagrange_multiplier) * alpha * (gap - target_gap)
+
+
+def lagrange_multiplier(log_alpha_prime: jax.Array) -> jax.Array:
+    """alpha' = clip(exp(log alpha'), 0, 1e6)."""
+    return jnp.clip(jnp.exp(log_alpha_prime), 0.0, 1e6)
+
+
+def lagrange_loss(
+    log_alpha_prime: jax.Array, gap: jax.Array, alpha: float, target_gap: float
+) -> jax.Array:
+    """Multiplier loss -(mean over critics of alpha' alpha (gap - target)): alpha' grows while
+    the gap exceeds its target and shrinks below it. gap: (E,), without gradient."""
+    multiplier = lagrange_multiplier(log_alpha_prime)
+    return -jnp.mean(multiplier * alpha * (jax.lax.stop_gradient(gap) - target_gap))
+
+
+def actor_loss(log_pi: jax.Array, q_new: jax.Array, temperature: jax.Array) -> jax.Array:
+    """SAC policy loss mean(alpha log pi(a~|s) - min_j Q_j(s, a~)); log_pi, q_new: (B,)."""
+    return jnp.mean(jax.lax.stop_gradient(temperature) * log_pi - q_new)
+
+
+def temperature_loss(log_temperature: jax.Array, log_pi: jax.Array, target_entropy: float) -> jax.Array:
+    """Entropy-temperature loss -log alpha * mean(log pi + H*), log_pi without gradient."""
+    return -log_temperature * jnp.mean(jax.lax.stop_gradient(log_pi) + target_entropy)

@@ -1,0 +1,66 @@
+"""The agent: one pytree holding every network, optimiser state, target and RNG."""
+
+from typing import Any
+
+import flax.struct as struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training.train_state import TrainState
+
+from calql.agent.networks import CriticEnsemble, TanhGaussianPolicy
+from calql.config import AgentConfig
+
+# ALGORITHM.md section 2: log alpha' starts at 1.0, so alpha' starts at e.
+INIT_LOG_LAGRANGE = 1.0
+
+
+class AgentState(struct.PyTreeNode):
+    """Everything the update changes. `config` and `calibrate` are static (part of the
+    compiled function's identity): calibrate=False is plain CQL."""
+
+    actor: TrainState
+    critic: TrainState
+    target_critic_params: Any
+    log_temperature: TrainState
+    log_lagrange: TrainState
+    rng: jax.Array
+    config: AgentConfig = struct.field(pytree_node=False)
+    calibrate: bool = struct.field(pytree_node=False)
+
+    @property
+    def action_dim(self) -> int:
+        return self.actor.apply_fn.__self__.action_dim
+
+    @property
+    def target_entropy(self) -> float:
+        """SAC's heuristic H* = -A."""
+        return -float(self.action_dim)
+
+
+def _scalar_state(value: float, learning_rate: float) -> TrainState:
+    """A trainable scalar; params is a dict because TrainState needs a mapping."""
+    return TrainState.create(apply_fn=None, params={"value": jnp.asarray(value, jnp.float32)}, tx=optax.adam(learning_rate))
+
+
+def create_agent(
+    key: jax.Array, obs_dim: int, action_dim: int, config: AgentConfig, calibrate: bool = True
+) -> AgentState:
+    """Fresh networks (orthogonal init), Adam optimisers and targets equal to the critics."""
+    actor_key, critic_key, rng = jax.random.split(key, 3)
+    obs = jnp.zeros((1, obs_dim), jnp.float32)
+    actions = jnp.zeros((1, action_dim), jnp.float32)
+    policy = TanhGaussianPolicy(config.policy_hidden_dims, action_dim, config.layer_norm, config.orthogonal_init)
+    critic = CriticEnsemble(config.critic_hidden_dims, config.num_critics, config.layer_norm, config.orthogonal_init)
+    actor_params = policy.init(actor_key, obs)
+    critic_params = critic.init(critic_key, obs, actions)
+    return AgentState(
+        actor=TrainState.create(apply_fn=policy.apply, params=actor_params, tx=optax.adam(config.policy_lr)),
+        critic=TrainState.create(apply_fn=critic.apply, params=critic_params, tx=optax.adam(config.critic_lr)),
+        target_critic_params=critic_params,
+        log_temperature=_scalar_state(config.init_log_temperature, config.policy_lr),
+        log_lagrange=_scalar_state(INIT_LOG_LAGRANGE, config.critic_lr),
+        rng=rng,
+        config=config,
+        calibrate=calibrate,
+    )

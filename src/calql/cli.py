@@ -1,0 +1,118 @@
+"""The `calql` command line: `calql train [--preset NAME] [OPTIONS]`."""
+
+import dataclasses
+import sys
+
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from calql.config import PRESETS, ConfigError, TrainConfig
+from calql.envs.tasks import TASKS, UnknownTaskError, get_task
+
+COMMANDS = {"train": "pre-train offline, then fine-tune online (Cal-QL or CQL)"}
+USAGE = "usage: calql {train} [--help] ...\n" + "\n".join(f"  {name}: {doc}" for name, doc in COMMANDS.items())
+
+
+class UsageError(ValueError):
+    """A command-line mistake caught before tyro parses the options."""
+
+
+def _option_value(args: list[str], option: str) -> str | None:
+    """The value of `--option VALUE` or `--option=VALUE` in args, if present."""
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _without_option(args: list[str], option: str) -> list[str]:
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
+
+
+def _train_description() -> str:
+    tasks = "\n".join(f"  {name}: {task.description}" for name, task in TASKS.items())
+    presets = ", ".join(PRESETS)
+    return (
+        "Pre-train Cal-QL (or CQL with --algo cql) on a task's offline dataset, fine-tune it online, "
+        "and print success and normalized score after each phase, cumulative regret and wall time.\n\n"
+        f"--preset NAME picks the hyperparameter preset ({presets}); by default the task's own. "
+        "Every option below overrides the preset.\n\nTasks:\n" + tasks
+    )
+
+
+def parse_train_args(args: list[str]) -> TrainConfig:
+    """Options -> TrainConfig: the preset (explicit or the task's) gives the defaults."""
+    task_name = _option_value(args, "--task") or TrainConfig.task
+    preset_name = _option_value(args, "--preset")
+    if preset_name is None:
+        preset_name = get_task(task_name).preset if task_name in TASKS else "pointmaze"
+    if preset_name not in PRESETS:
+        raise UsageError(f"--preset: unknown preset {preset_name!r}; accepted: {', '.join(PRESETS)}")
+    default = dataclasses.replace(PRESETS[preset_name], task=task_name)
+    return tyro.cli(
+        TrainConfig, default=default, args=_without_option(args, "--preset"),
+        prog="calql train", description=_train_description(),
+    )
+
+
+def print_summary(result, config: TrainConfig, console: Console) -> None:
+    table = Table(title=f"{config.algo} on {config.task} (seed {config.seed})")
+    for column in ("", "success rate", "normalized score"):
+        table.add_column(column, justify="right")
+    table.add_row("after offline pre-training", f"{result.offline['success']:.2f}",
+                  f"{result.offline['normalized_score']:.1f}")
+    table.add_row("after online fine-tuning", f"{result.final['success']:.2f}", f"{result.final['normalized_score']:.1f}")
+    console.print(table)
+    console.print(f"cumulative regret: {result.regret:.3f}   wall time: {result.wall_time:.0f} s   "
+                  f"run directory: {result.run_dir}")
+
+
+def _report_line(console: Console):
+    def report(row: dict) -> None:
+        extra = f"  regret {row['cumulative_regret']:.3f}" if "cumulative_regret" in row else ""
+        console.print(
+            f"[{row['phase']} step {row['step']}] success {row['success']:.2f}  score {row['normalized_score']:.1f}  "
+            f"Q(s,a) {row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}{extra}"
+        )
+
+    return report
+
+
+def train_command(args: list[str]) -> int:
+    from calql.training.loop import train  # imported late: keeps `--help` fast
+
+    config = parse_train_args(args)
+    console = Console()
+    result = train(config, report=_report_line(console))
+    print_summary(result, config, console)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    try:
+        if command == "train":
+            return train_command(rest)
+        raise UsageError(f"unknown command {command!r}; accepted: {', '.join(COMMANDS)}")
+    except (ConfigError, UnknownTaskError, UsageError) as error:
+        print(f"calql: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

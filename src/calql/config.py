@@ -1,0 +1,168 @@
+"""Configuration: frozen dataclasses documented per field (tyro turns them into --help).
+
+`AgentConfig` holds the learner's hyperparameters (ALGORITHM.md sections 2, 3 and 6);
+`TrainConfig` the offline-to-online loop's (section 5). `PRESETS` are the paper's
+per-domain settings plus a small one for the built-in PointMaze task.
+"""
+
+import dataclasses
+import math
+from typing import Literal
+
+Algo = Literal["calql", "cql"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """Networks, losses and optimisers of Cal-QL / CQL."""
+
+    critic_hidden_dims: tuple[int, ...] = (256, 256, 256, 256)
+    """Hidden layer widths of each critic (Q) network."""
+    policy_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the tanh-Gaussian policy network."""
+    num_critics: int = 2
+    """Number of critics in the ensemble (targets use the minimum over all of them)."""
+    layer_norm: bool = False
+    """LayerNorm after each hidden layer (not in the paper; later offline-to-online work finds it helps)."""
+    orthogonal_init: bool = True
+    """Orthogonal init (gain sqrt(2) hidden, 1e-2 output) as the authors; False = flax defaults."""
+    discount: float = 0.99
+    """Discount factor gamma (also used for the Monte-Carlo returns)."""
+    tau: float = 5e-3
+    """Soft target-network update rate, applied every gradient step."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics (and of the CQL Lagrange multiplier)."""
+    policy_lr: float = 1e-4
+    """Adam learning rate of the policy (and of the entropy temperature)."""
+    num_sampled_actions: int = 10
+    """K: actions sampled per state for the max backup and each CQL action set."""
+    max_target_backup: bool = True
+    """Bellman target from the max over K sampled next actions (authors' default)."""
+    backup_entropy: bool = False
+    """Subtract alpha * log pi(a'|s') in the Bellman target (only meaningful without max backup)."""
+    cql_alpha: float = 5.0
+    """CQL regulariser weight alpha ("cql_min_q_weight")."""
+    cql_lagrange: bool = True
+    """Tune an extra multiplier alpha' so the CQL gap tracks cql_target_action_gap."""
+    cql_target_action_gap: float = 0.8
+    """Target value of the CQL gap when cql_lagrange is on."""
+    cql_importance_sample: bool = True
+    """Importance-sampled log-sum-exp over random and policy actions (authors' default)."""
+    cql_temperature: float = 1.0
+    """Temperature T of the CQL log-sum-exp."""
+    cql_clip_diff_min: float = -math.inf
+    """Lower clip of the per-sample CQL gap (default: no clip)."""
+    cql_clip_diff_max: float = math.inf
+    """Upper clip of the per-sample CQL gap (default: no clip)."""
+    init_log_temperature: float = 0.0
+    """Initial log of the SAC entropy temperature."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One offline pre-training + online fine-tuning run of Cal-QL or CQL."""
+
+    task: str = "pointmaze-medium"
+    """Task name (see `calql train --help` for the list)."""
+    algo: Algo = "calql"
+    """calql: with the calibration step; cql: the same learner without it."""
+    seed: int = 0
+    """Seed of everything: networks, sampling, environments, generated data."""
+    offline_steps: int = 1_000_000
+    """Gradient steps of offline pre-training."""
+    online_steps: int = 1_000_000
+    """Environment steps of online fine-tuning."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    mixing_ratio: float = 0.5
+    """Fraction of each online batch drawn from the offline dataset (the rest from online data)."""
+    utd: int = 1
+    """Update-to-data ratio: gradient steps per online environment step."""
+    calibrate_online: bool = True
+    """Keep the Cal-QL bound during fine-tuning, with online Monte-Carlo returns (authors).
+    False switches it off online (CORL's behaviour)."""
+    eval_every: int = 2_000
+    """Evaluate every this many online environment steps."""
+    offline_eval_every: int = 0
+    """Evaluate every this many offline gradient steps (0: only at the end of pre-training)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation, deterministic policy."""
+    dataset_size: int = 1_000_000
+    """Transitions to generate for built-in generated datasets."""
+    updates_per_call: int = 100
+    """Gradient steps scanned in one compiled call (a performance knob, not a hyperparameter)."""
+    run_dir: str = "runs"
+    """Folder under which this run writes its configuration and metrics."""
+    agent: AgentConfig = AgentConfig()
+
+
+def _preset(agent: AgentConfig, **train) -> TrainConfig:
+    return TrainConfig(agent=agent, **train)
+
+
+# ALGORITHM.md section 6 (authors' run scripts). Reward transforms belong to the task.
+PRESETS: dict[str, TrainConfig] = {
+    "antmaze": _preset(
+        AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
+        offline_steps=1_000_000, online_steps=1_000_000, mixing_ratio=0.5,
+    ),
+    "adroit": _preset(
+        AgentConfig(
+            critic_hidden_dims=(512, 512, 512), policy_hidden_dims=(512, 512),
+            cql_alpha=1.0, cql_lagrange=False,
+        ),
+        offline_steps=20_000, online_steps=1_000_000, mixing_ratio=0.5,
+    ),
+    "kitchen": _preset(
+        AgentConfig(
+            critic_hidden_dims=(512, 512, 512), policy_hidden_dims=(512, 512, 512),
+            cql_alpha=5.0, cql_lagrange=False, cql_importance_sample=False,
+        ),
+        offline_steps=500_000, online_steps=1_000_000, mixing_ratio=0.25,
+    ),
+    # The built-in task: AntMaze's column with networks and budgets small enough to run
+    # end to end on 2 CPU cores in a few minutes.
+    "pointmaze": _preset(
+        AgentConfig(
+            critic_hidden_dims=(64, 64), policy_hidden_dims=(64, 64),
+            cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8,
+        ),
+        offline_steps=10_000, online_steps=20_000, mixing_ratio=0.5,
+        dataset_size=200_000, eval_every=2_000, offline_eval_every=0, eval_episodes=20,
+    ),
+}
+
+
+class ConfigError(ValueError):
+    """An option value the run cannot use; the message names the option and what it accepts."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Reject values that cannot run, with a one-line message naming the option."""
+    _check(config.algo in ("calql", "cql"), f"--algo: unknown algorithm {config.algo!r}; accepted: calql, cql")
+    for name in ("offline_steps", "online_steps"):
+        value = getattr(config, name)
+        _check(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name in ("batch_size", "utd", "eval_every", "eval_episodes", "dataset_size", "updates_per_call"):
+        value = getattr(config, name)
+        _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    _check(config.offline_eval_every >= 0, f"--offline-eval-every must be >= 0, got {config.offline_eval_every}")
+    _check(0.0 <= config.mixing_ratio <= 1.0, f"--mixing-ratio must be in [0, 1], got {config.mixing_ratio}")
+    offline_rows = config.batch_size * config.mixing_ratio
+    _check(
+        abs(offline_rows - round(offline_rows)) < 1e-9,
+        f"--batch-size {config.batch_size} x --mixing-ratio {config.mixing_ratio} = {offline_rows:g} offline rows "
+        "per batch; choose values whose product is a whole number (e.g. --batch-size 256 --mixing-ratio 0.5)",
+    )
+    agent = config.agent
+    _check(agent.num_critics >= 1, f"--agent.num-critics must be >= 1, got {agent.num_critics}")
+    _check(agent.num_sampled_actions >= 1, f"--agent.num-sampled-actions must be >= 1, got {agent.num_sampled_actions}")
+    _check(0.0 <= agent.discount < 1.0, f"--agent.discount must be in [0, 1), got {agent.discount}")
+    _check(0.0 < agent.tau <= 1.0, f"--agent.tau must be in (0, 1], got {agent.tau}")
+    _check(agent.cql_temperature > 0.0, f"--agent.cql-temperature must be > 0, got {agent.cql_temperature}")
+    return config

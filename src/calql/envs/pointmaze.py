@@ -1,0 +1,431 @@
+"""Built-in default task: PointMaze with a fixed goal and a locally generated stitching dataset.
+
+`make_env` is gymnasium-robotics' PointMaze with the start and goal cells pinned per maze
+(`MAZES`). The goal never moves, so it is left out of the observation, which is just the
+ball's (x, y, vx, vy).
+
+`generate_dataset` builds a "diverse"-style offline dataset (like D4RL antmaze-diverse): a noisy
+scripted controller drives between random cells of the maze, and rewards are relabelled to the
+fixed evaluation goal. Few trajectories go from the start to the goal, so a good policy has to
+stitch pieces of many trajectories together. `load_or_generate` caches the dataset as a Minari
+dataset so that it is generated only once.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import gymnasium_robotics
+import minari
+import numpy as np
+from gymnasium.wrappers import FilterObservation, FlattenObservation, TransformObservation
+from minari.data_collector import EpisodeBuffer
+from minari.storage import get_dataset_path
+
+gym.register_envs(gymnasium_robotics)
+
+SUCCESS_RADIUS = 0.45
+"""Distance (m) from the goal at which PointMaze counts success (its own sparse-reward rule)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MazeSpec:
+    """One evaluation task: a PointMaze layout with a fixed start cell and goal cell."""
+
+    gym_id: str
+    reset_cell: tuple[int, int]
+    goal_cell: tuple[int, int]
+    max_episode_steps: int
+
+
+# Start and goal are D4RL maze2d's cells, 6 / 10 / 14 grid steps apart on the shortest path, so the
+# dataset's random hops between cells must be stitched. The time limits (gymnasium-robotics'
+# defaults) are over 2x the ~120 / ~200 / ~285 steps the noiseless scripted controller needs.
+MAZES: dict[str, MazeSpec] = {
+    "umaze": MazeSpec("PointMaze_UMaze-v3", reset_cell=(3, 1), goal_cell=(1, 1), max_episode_steps=300),
+    "medium": MazeSpec("PointMaze_Medium-v3", reset_cell=(1, 1), goal_cell=(6, 6), max_episode_steps=600),
+    "large": MazeSpec("PointMaze_Large-v3", reset_cell=(1, 1), goal_cell=(7, 9), max_episode_steps=800),
+}
+
+# Scripted controller: PD gains on (waypoint - position) and velocity, Gaussian action noise,
+# and how close to a goal cell's centre counts as having reached it.
+KP = 10.0
+KD = 1.0
+ACTION_NOISE_STD = 0.3
+GOAL_REACHED_RADIUS = 0.25
+ENVS_IN_LOCKSTEP = 8  # each env costs ~0.1 s to build; more buys no speed
+
+
+def maze_spec(maze: str) -> MazeSpec:
+    """The `MazeSpec` named `maze`; ValueError listing the accepted names otherwise."""
+    if maze not in MAZES:
+        raise ValueError(f"unknown maze {maze!r}; expected one of {sorted(MAZES)}")
+    return MAZES[maze]
+
+
+@functools.cache
+def _free_mask(maze: str) -> np.ndarray:
+    """(rows, cols) bool grid, True where the ball can be (the registered env's maze map)."""
+    maze_map = gym.spec(maze_spec(maze).gym_id).kwargs["maze_map"]
+    return np.array([[cell != 1 for cell in row] for row in maze_map])
+
+
+def _cell_centres(shape: tuple[int, int]) -> np.ndarray:
+    """(rows*cols, 2) xy centres of every cell, indexed by row*cols + col.
+
+    Same convention as gymnasium-robotics' Maze.cell_rowcol_to_xy for maze_size_scaling=1
+    (PointMaze's): the maze is centred on the origin and row 0 is at the top (largest y).
+    """
+    rows, cols = np.divmod(np.arange(shape[0] * shape[1]), shape[1])
+    return np.stack([cols + 0.5 - shape[1] / 2, shape[0] / 2 - rows - 0.5], axis=-1)
+
+
+def _xy_to_cell(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Flat cell index (row*cols + col) of each (..., 2) position."""
+    row = np.clip(np.floor(shape[0] / 2 - xy[..., 1]).astype(np.int64), 0, shape[0] - 1)
+    col = np.clip(np.floor(xy[..., 0] + shape[1] / 2).astype(np.int64), 0, shape[1] - 1)
+    return row * shape[1] + col
+
+
+def cell_xy(maze: str, cell: tuple[int, int]) -> np.ndarray:
+    """The (x, y) centre of grid cell (row, col) of `maze`."""
+    shape = _free_mask(maze).shape
+    return _cell_centres(shape)[cell[0] * shape[1] + cell[1]].copy()
+
+
+def goal_xy(maze: str) -> np.ndarray:
+    """The fixed evaluation goal of `maze`: the exact centre of its goal cell, shape (2,)."""
+    return cell_xy(maze, maze_spec(maze).goal_cell)
+
+
+def success(xy: np.ndarray, maze: str) -> np.ndarray:
+    """Whether each (..., 2) position is within SUCCESS_RADIUS of the goal (the one success rule)."""
+    distance = np.linalg.norm(np.asarray(xy, dtype=np.float64) - goal_xy(maze), axis=-1)
+    return distance <= SUCCESS_RADIUS
+
+
+class _FixedGoalTask(gym.Wrapper):
+    """Pins PointMaze's start and goal cells, removes the goal noise, applies `success`.
+
+    Reset options from the caller are ignored: the task's cells are fixed by design.
+    """
+
+    def __init__(self, env: gym.Env, maze: str):
+        super().__init__(env)
+        self._maze = maze
+        self._cells = {
+            "reset_cell": np.array(maze_spec(maze).reset_cell),
+            "goal_cell": np.array(maze_spec(maze).goal_cell),
+        }
+        self._goal = goal_xy(maze)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=self._cells)
+        # The base env adds uniform noise to the goal as well as the start; undo it for the goal.
+        base = self.env.unwrapped
+        base.goal = self._goal.copy()
+        base.update_target_site_pos()
+        obs["desired_goal"] = self._goal.copy()
+        info["success"] = bool(success(obs["achieved_goal"], self._maze))
+        return obs, info
+
+    def step(self, action):
+        obs, _, _, truncated, info = self.env.step(action)
+        reached = bool(success(obs["achieved_goal"], self._maze))
+        info["success"] = reached
+        return obs, float(reached), reached, truncated, info
+
+
+def make_env(maze: str = "medium", seed: int | None = None) -> gym.Env:
+    """Online / evaluation env: float32 (x, y, vx, vy) observations, sparse reward, fixed goal.
+
+    Reward is 1.0 (and the episode terminates) when `success`; truncated at
+    MAZES[maze].max_episode_steps. `seed`, if given, seeds the first reset and the action space.
+    """
+    spec = maze_spec(maze)
+    env = gym.make(spec.gym_id, continuing_task=False, max_episode_steps=spec.max_episode_steps)
+    env = _FixedGoalTask(env, maze)
+    env = FlattenObservation(FilterObservation(env, filter_keys=["observation"]))
+    # (DtypeObservation would do, but warns about casting the infinite bounds to float32.)
+    float32_space = gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float32)
+    env = TransformObservation(env, lambda obs: obs.astype(np.float32), float32_space)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+@dataclasses.dataclass(frozen=True)
+class _Controller:
+    """Grid tables for the BFS waypoint controller of one maze."""
+
+    shape: tuple[int, int]
+    centres: np.ndarray  # (cells, 2) xy of every cell centre
+    next_cell: np.ndarray  # (goal cell, current cell) -> next cell on a shortest path
+    free_cells: np.ndarray  # flat indices of the cells the ball can be in
+
+
+def _neighbours(cell: int, shape: tuple[int, int]) -> list[int]:
+    """Flat indices of the (up to 4) grid cells sharing an edge with flat cell `cell`."""
+    row, col = divmod(cell, shape[1])
+    candidates = ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1))
+    return [r * shape[1] + c for r, c in candidates if 0 <= r < shape[0] and 0 <= c < shape[1]]
+
+
+def _bfs_distances(free: np.ndarray, source: int) -> np.ndarray:
+    """Grid steps from flat cell `source` to every cell (4-connected; -1 = unreachable/wall)."""
+    free_flat = free.ravel()
+    distance = np.full(free.size, -1)
+    distance[source] = 0
+    frontier = collections.deque([source])
+    while frontier:
+        cell = frontier.popleft()
+        for n in _neighbours(cell, free.shape):
+            if free_flat[n] and distance[n] < 0:
+                distance[n] = distance[cell] + 1
+                frontier.append(n)
+    return distance
+
+
+def _next_cell_table(free: np.ndarray) -> np.ndarray:
+    """(cells, cells) table: next_cell[goal, cell] is a neighbour of `cell` one step closer to `goal`.
+
+    The goal cell (and any unreachable or wall cell) maps to itself.
+    """
+    table = np.tile(np.arange(free.size), (free.size, 1))
+    for goal in np.flatnonzero(free):
+        distance = _bfs_distances(free, goal)
+        for cell in np.flatnonzero(distance > 0):
+            closer = (n for n in _neighbours(cell, free.shape) if distance[n] == distance[cell] - 1)
+            table[goal, cell] = next(closer)
+    return table
+
+
+@functools.cache
+def _controller(maze: str) -> _Controller:
+    free = _free_mask(maze)
+    return _Controller(
+        shape=free.shape,
+        centres=_cell_centres(free.shape),
+        next_cell=_next_cell_table(free),
+        free_cells=np.flatnonzero(free),
+    )
+
+
+def _waypoint_actions(ctrl: _Controller, obs: np.ndarray, goal_cells: np.ndarray) -> np.ndarray:
+    """Noiseless PD actions (..., 2) driving each (..., 4) observation towards its goal cell."""
+    position, velocity = obs[..., :2], obs[..., 2:4]
+    waypoint = ctrl.centres[ctrl.next_cell[goal_cells, _xy_to_cell(position, ctrl.shape)]]
+    return np.clip(KP * (waypoint - position) - KD * velocity, -1.0, 1.0)
+
+
+def expert_action(obs: np.ndarray, maze: str = "medium") -> np.ndarray:
+    """The scripted controller's noiseless action (..., 2) towards the evaluation goal.
+
+    A reference policy for `make_env` observations (..., 4); not used in training.
+    """
+    ctrl = _controller(maze)
+    goal = np.asarray(maze_spec(maze).goal_cell)
+    goal_cell = np.full(np.shape(obs)[:-1], goal[0] * ctrl.shape[1] + goal[1])
+    return _waypoint_actions(ctrl, np.asarray(obs, dtype=np.float64), goal_cell).astype(np.float32)
+
+
+def _episode_lengths(num_transitions: int, episode_length: int) -> list[int]:
+    """Full-length episodes, then one shorter episode for the remainder (if any)."""
+    full, rest = divmod(num_transitions, episode_length)
+    return [episode_length] * full + ([rest] if rest else [])
+
+
+def _draw_goal(rng: np.random.Generator, ctrl: _Controller, exclude: int) -> int:
+    """A uniformly random free cell other than `exclude`."""
+    candidates = ctrl.free_cells[ctrl.free_cells != exclude]
+    return int(rng.choice(candidates))
+
+
+def _start_episode(env: gym.Env, rng: np.random.Generator, ctrl: _Controller) -> tuple[np.ndarray, int]:
+    """Reset `env` near a random free cell; returns the first observation and a first goal cell."""
+    start = int(rng.choice(ctrl.free_cells))
+    rowcol = np.array(divmod(start, ctrl.shape[1]))
+    obs, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": rowcol, "goal_cell": rowcol})
+    return obs["observation"], _draw_goal(rng, ctrl, exclude=start)
+
+
+def _rollout_batch(
+    envs: list[gym.Env], rngs: list[np.random.Generator], ctrl: _Controller, length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run one episode per rng in lockstep (controller math vectorised across episodes).
+
+    Returns observations (batch, length + 1, 4) and actions (batch, length, 2). Each episode
+    draws only from its own rng, so results do not depend on how episodes are batched.
+    """
+    batch = len(rngs)
+    obs = np.empty((batch, length + 1, 4))
+    actions = np.empty((batch, length, 2), dtype=np.float32)
+    goals = np.empty(batch, dtype=np.int64)
+    for i, (env, rng) in enumerate(zip(envs, rngs)):
+        obs[i, 0], goals[i] = _start_episode(env, rng, ctrl)
+    noise = np.stack([rng.normal(0.0, ACTION_NOISE_STD, (length, 2)) for rng in rngs])
+    for t in range(length):
+        pd = _waypoint_actions(ctrl, obs[:, t], goals)
+        actions[:, t] = np.clip(pd + noise[:, t], -1.0, 1.0)
+        for i, env in enumerate(envs[:batch]):
+            obs[i, t + 1] = env.step(actions[i, t])[0]["observation"]
+        to_goal = np.linalg.norm(obs[:, t + 1, :2] - ctrl.centres[goals], axis=-1)
+        for i in np.flatnonzero(to_goal <= GOAL_REACHED_RADIUS):
+            goals[i] = _draw_goal(rngs[i], ctrl, exclude=goals[i])
+    return obs, actions
+
+
+def _flat_transitions(obs: list[np.ndarray], actions: list[np.ndarray], maze: str) -> dict[str, np.ndarray]:
+    """Concatenate per-episode arrays (L+1 observations, L actions) into the flat dataset dict."""
+    observations = np.concatenate([o[:-1] for o in obs]).astype(np.float32)
+    next_observations = np.concatenate([o[1:] for o in obs]).astype(np.float32)
+    # Reward from the stored float32 positions, so it is exactly reproducible from the arrays.
+    rewards = success(next_observations[:, :2], maze).astype(np.float32)
+    timeouts = np.zeros(len(rewards), dtype=bool)
+    timeouts[np.cumsum([len(a) for a in actions]) - 1] = True
+    return {
+        "observations": observations,
+        "actions": np.concatenate(actions).astype(np.float32),
+        "next_observations": next_observations,
+        "rewards": rewards,
+        "terminals": rewards > 0,
+        "timeouts": timeouts,
+    }
+
+
+def generate_dataset(
+    maze: str, num_transitions: int, seed: int, episode_length: int = 1000
+) -> dict[str, np.ndarray]:
+    """Scripted-controller dataset with rewards for the fixed evaluation goal (see module doc).
+
+    Episodes start near a random free cell; the controller follows BFS waypoints to a sequence of
+    random goal cells, with Gaussian action noise. Episodes continue past terminals (reaching the
+    evaluation goal) and end only at `timeouts`. Deterministic given `seed`.
+    """
+    maze_spec(maze)
+    if num_transitions < 1 or episode_length < 1:
+        raise ValueError(f"num_transitions and episode_length must be >= 1, got {num_transitions}, {episode_length}")
+    ctrl = _controller(maze)
+    lengths = _episode_lengths(num_transitions, episode_length)
+    # Continuing task: the base env never terminates; its goal and reward are ignored.
+    gym_id = maze_spec(maze).gym_id
+    envs = [gym.make(gym_id, continuing_task=True).unwrapped for _ in range(min(len(lengths), ENVS_IN_LOCKSTEP))]
+    all_obs, all_actions = [], []
+    for first in range(0, len(lengths), ENVS_IN_LOCKSTEP):
+        chunk = lengths[first : first + ENVS_IN_LOCKSTEP]
+        rngs = [np.random.default_rng([seed, episode]) for episode in range(first, first + len(chunk))]
+        obs, actions = _rollout_batch(envs, rngs, ctrl, max(chunk))
+        all_obs += [obs[i, : n + 1] for i, n in enumerate(chunk)]
+        all_actions += [actions[i, :n] for i, n in enumerate(chunk)]
+    for env in envs:
+        env.close()
+    return _flat_transitions(all_obs, all_actions, maze)
+
+
+def dataset_id(maze: str, num_transitions: int, seed: int) -> str:
+    """The Minari dataset id under which `load_or_generate` caches a dataset."""
+    return f"calql/pointmaze-{maze}-stitch-n{num_transitions}-s{seed}-v0"
+
+
+def _episode_buffers(data: dict[str, np.ndarray]) -> list[EpisodeBuffer]:
+    """Split the flat dataset at timeouts into Minari episodes (L+1 observations, L steps each).
+
+    Terminals stay as per-step `terminations` inside an episode (D4RL antmaze style): the
+    scripted episode went on after reaching the goal, so they do not end it.
+    """
+    ends = np.flatnonzero(data["timeouts"]) + 1
+    starts = np.concatenate([[0], ends[:-1]])
+    return [
+        EpisodeBuffer(
+            id=i,
+            observations=np.concatenate([data["observations"][s:e], data["next_observations"][e - 1 : e]]),
+            actions=data["actions"][s:e],
+            rewards=data["rewards"][s:e],
+            terminations=data["terminals"][s:e],
+            truncations=data["timeouts"][s:e],
+        )
+        for i, (s, e) in enumerate(zip(starts, ends))
+    ]
+
+
+def _write_minari(maze: str, dataset_name: str, data: dict[str, np.ndarray]) -> None:
+    """Store `data` as a Minari HDF5 dataset; removes the half-written directory on failure."""
+    env = make_env(maze)
+    description = (
+        f"calql PointMaze stitching data on {maze_spec(maze).gym_id}: BFS waypoint PD controller "
+        f"(kp={KP}, kd={KD}, action noise std={ACTION_NOISE_STD}) between random cells; "
+        f"rewards and terminations for the fixed goal cell {maze_spec(maze).goal_cell}."
+    )
+    try:
+        # Minari warns about provenance fields (permalink, env spec) a local cache does not have.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            minari.create_dataset_from_buffers(
+                dataset_id=dataset_name,
+                buffer=_episode_buffers(data),
+                observation_space=env.observation_space,
+                action_space=env.action_space,
+                algorithm_name="scripted BFS waypoint controller",
+                author="calql",
+                description=description,
+                data_format="hdf5",
+            )
+    except BaseException:
+        shutil.rmtree(get_dataset_path(dataset_name), ignore_errors=True)
+        raise
+    finally:
+        env.close()
+
+
+def _flat_from_episodes(episodes) -> dict[str, np.ndarray]:
+    """Rebuild the flat dataset dict from Minari episodes (inverse of `_episode_buffers`)."""
+    episodes = list(episodes)
+    return {
+        "observations": np.concatenate([ep.observations[:-1] for ep in episodes]).astype(np.float32),
+        "actions": np.concatenate([ep.actions for ep in episodes]).astype(np.float32),
+        "next_observations": np.concatenate([ep.observations[1:] for ep in episodes]).astype(np.float32),
+        "rewards": np.concatenate([ep.rewards for ep in episodes]).astype(np.float32),
+        "terminals": np.concatenate([ep.terminations for ep in episodes]).astype(bool),
+        "timeouts": np.concatenate([ep.truncations for ep in episodes]).astype(bool),
+    }
+
+
+def _corrupt_cache_message(path: Path, why: str) -> str:
+    return f"corrupt dataset cache at {path} ({why}); delete that directory to regenerate it"
+
+
+def _load_minari(dataset_name: str, path: Path, num_transitions: int) -> dict[str, np.ndarray]:
+    """Load a cached dataset; a one-line RuntimeError naming `path` if it is unreadable or wrong."""
+    try:
+        data = _flat_from_episodes(minari.load_dataset(dataset_name).iterate_episodes())
+        intact = len(data["rewards"]) == num_transitions and bool(data["timeouts"][-1])
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as err:
+        raise RuntimeError(_corrupt_cache_message(path, type(err).__name__)) from err
+    if not intact:
+        raise RuntimeError(_corrupt_cache_message(path, "wrong number of transitions"))
+    return data
+
+
+def load_or_generate(maze: str, num_transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`generate_dataset(maze, num_transitions, seed)`, cached as a Minari dataset.
+
+    Stored under MINARI_DATASETS_PATH (Minari's default, ~/.minari/datasets, if unset). Only
+    the local cache is used: no network access.
+    """
+    maze_spec(maze)
+    dataset_name = dataset_id(maze, num_transitions, seed)
+    path = get_dataset_path(dataset_name)
+    if path.exists():
+        return _load_minari(dataset_name, path, num_transitions)
+    print(f"generating {dataset_name} at {path} (first run only)", file=sys.stderr)
+    data = generate_dataset(maze, num_transitions, seed)
+    _write_minari(maze, dataset_name, data)
+    return data
