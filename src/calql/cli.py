@@ -83,7 +83,8 @@ def _report_line(console: Console):
         extra = f"  regret {row['cumulative_regret']:.3f}" if "cumulative_regret" in row else ""
         console.print(
             f"[{row['phase']} step {row['step']}] success {row['success']:.2f}  score {row['normalized_score']:.1f}  "
-            f"Q(s,a) {row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}{extra}"
+            f"Q(s,a) {row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}{extra}",
+            markup=False,
         )
 
     return report

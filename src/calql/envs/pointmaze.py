@@ -22,14 +22,11 @@ import warnings
 from pathlib import Path
 
 import gymnasium as gym
-import gymnasium_robotics
 import minari
 import numpy as np
 from gymnasium.wrappers import FilterObservation, FlattenObservation, TransformObservation
 from minari.data_collector import EpisodeBuffer
 from minari.storage import get_dataset_path
-
-gym.register_envs(gymnasium_robotics)
 
 SUCCESS_RADIUS = 0.45
 """Distance (m) from the goal at which PointMaze counts success (its own sparse-reward rule)."""

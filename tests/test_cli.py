@@ -1,0 +1,75 @@
+"""The command line: bad input gets one clear line; a short run goes end to end."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calql.cli import main, parse_train_args
+from calql.config import PRESETS
+
+TINY_RUN = [
+    "--task", "pointmaze-umaze", "--offline-steps", "200", "--online-steps", "300", "--dataset-size", "5000",
+    "--eval-episodes", "2", "--eval-every", "150", "--updates-per-call", "50", "--batch-size", "32",
+    "--agent.critic-hidden-dims", "16", "16", "--agent.policy-hidden-dims", "16", "16",
+]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--task", "nope"], "--task: unknown task 'nope'; accepted: pointmaze-large, pointmaze-medium, pointmaze-umaze"),
+        (["--offline-steps", "-1"], "--offline-steps must be >= 0, got -1"),
+        (["--online-steps", "-3"], "--online-steps must be >= 0, got -3"),
+        (["--mixing-ratio", "1.5"], "--mixing-ratio must be in [0, 1], got 1.5"),
+        (["--batch-size", "255"], "--batch-size 255 x --mixing-ratio 0.5 = 127.5 offline rows per batch"),
+        (["--preset", "nope"], "--preset: unknown preset 'nope'; accepted: antmaze, adroit, kitchen, pointmaze"),
+    ],
+)
+def test_bad_options_get_one_line_errors(args, expected, capsys):
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("calql: error: " + expected)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unknown_algorithm_names_the_option_and_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--algo", "iql"])
+    assert exit_info.value.code == 2
+    out = capsys.readouterr()
+    text = " ".join((out.err + out.out).split())
+    assert "--algo" in text and "calql" in text and "cql" in text and "Traceback" not in text
+
+
+def test_unknown_command(capsys):
+    assert main(["fly"]) == 2
+    assert "unknown command 'fly'; accepted: train" in capsys.readouterr().err
+
+
+def test_presets_and_overrides():
+    antmaze = parse_train_args(["--preset", "antmaze", "--seed", "3"])
+    assert antmaze.agent == PRESETS["antmaze"].agent and antmaze.seed == 3
+    default = parse_train_args([])
+    assert default.agent.critic_hidden_dims == PRESETS["pointmaze"].agent.critic_hidden_dims
+    cql = parse_train_args(["--algo", "cql", "--agent.cql-alpha", "1.0", "--mixing-ratio", "0.25"])
+    assert cql.algo == "cql" and cql.agent.cql_alpha == 1.0 and cql.mixing_ratio == 0.25
+
+
+@pytest.mark.parametrize("algo", ["calql", "cql"])
+def test_a_short_train_run_goes_end_to_end(algo, tmp_path, capsys):
+    assert main(["train", *TINY_RUN, "--algo", algo, "--run-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "after offline pre-training" in out and "after online fine-tuning" in out and "cumulative regret" in out
+    run_dir = next(Path(tmp_path).iterdir())
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    phases = {row["phase"] for row in rows}
+    assert {"offline/train", "offline/eval", "online/train", "online/eval"} <= phases
+    online_evals = [row for row in rows if row["phase"] == "online/eval"]
+    assert all(0.0 <= row["cumulative_regret"] <= 1.0 for row in online_evals)
+    train_rows = [row for row in rows if row["phase"] == "offline/train"]
+    assert train_rows[-1]["step"] == 200 and "critic/bound_rate" in train_rows[-1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["offline"]) >= {"success", "normalized_score", "return", "calibration/q_data"}
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["algo"] == algo
