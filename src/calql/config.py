@@ -62,7 +62,7 @@ class AgentConfig:
 class TrainConfig:
     """One offline pre-training + online fine-tuning run of Cal-QL or CQL."""
 
-    task: str = "pointmaze-medium"
+    task: str = "pointmaze-umaze"
     """Task name (see `calql train --help` for the list)."""
     algo: Algo = "calql"
     """calql: with the calibration step; cql: the same learner without it."""
