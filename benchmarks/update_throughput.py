@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calql.agent.state import create_agent
-from calql.agent.update import update
+from calql.agent.update import update, update_step
 from calql.config import PRESETS, AgentConfig
 from calql.data.transitions import Transitions
 
@@ -50,11 +50,12 @@ def random_batches(obs_dim: int, action_dim: int, num: int, batch_size: int) -> 
     )
 
 
-def flops_per_update(state, batches, active) -> float:
-    """XLA's FLOP count of one scanned call, divided by the number of updates in it."""
-    cost = update.lower(state, batches, active).compile().cost_analysis()
+def flops_per_update(state, batch) -> float:
+    """XLA's FLOP count of one gradient step (the scanned call's loop body is counted once,
+    so the single step is analysed on its own)."""
+    cost = jax.jit(update_step).lower(state, batch).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", np.nan)) / len(active)
+    return float(cost.get("flops", np.nan))
 
 
 def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
@@ -86,7 +87,7 @@ def measure(setting: Setting, windows: int, updates_per_call: int, calls_per_win
         jax.block_until_ready(metrics)
         rates.append(updates_per_call * calls_per_window / (time.perf_counter() - start))
     return {"rate": float(np.median(rates)), "rates": rates, "compile_s": compile_s,
-            "flops": flops_per_update(state, batches, active)}
+            "flops": flops_per_update(state, jax.tree.map(lambda x: x[0], batches))}
 
 
 def main() -> None:
