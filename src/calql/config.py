@@ -89,6 +89,8 @@ class TrainConfig:
     """Episodes per evaluation, deterministic policy."""
     dataset_size: int = 1_000_000
     """Transitions to generate for built-in generated datasets."""
+    dataset_seed: int = 0
+    """Seed of built-in generated datasets (separate from --seed, so all seeds share the data)."""
     updates_per_call: int = 100
     """Gradient steps scanned in one compiled call (a performance knob, not a hyperparameter)."""
     run_dir: str = "runs"

@@ -68,7 +68,7 @@ class _Timer:
 
 def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
     """The task's dataset with the reward transform applied first, then MC returns."""
-    raw = task.load_dataset(config.dataset_size, config.seed)
+    raw = task.load_dataset(config.dataset_size, config.dataset_seed)
     rewards = transform_rewards(raw["rewards"], task.reward_scale, task.reward_bias)
     return offline_transitions(
         raw["observations"], raw["actions"], rewards, raw["next_observations"],
