@@ -73,3 +73,27 @@ def test_a_short_train_run_goes_end_to_end(algo, tmp_path, capsys):
     assert set(summary["offline"]) >= {"success", "normalized_score", "return", "calibration/q_data"}
     config = json.loads((run_dir / "config.json").read_text())
     assert config["config"]["algo"] == algo
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("calibrate_online, utd", [(True, 1), (False, 2)])
+def test_online_phase_takes_utd_updates_per_env_step_and_follows_the_calibration_option(
+    calibrate_online, utd, tmp_path
+):
+    from calql.training.loop import train
+
+    args = [*TINY_RUN, "--utd", str(utd), "--run-dir", str(tmp_path)]
+    args += [] if calibrate_online else ["--no-calibrate-online"]
+    result = train(parse_train_args(args))
+    rows = _rows(Path(result.run_dir))
+    offline = [row for row in rows if row["phase"] == "offline/train"]
+    online = [row for row in rows if row["phase"] == "online/train"]
+    assert all(row["calibrated"] == 1.0 for row in offline)  # Cal-QL offline either way
+    assert all(row["calibrated"] == float(calibrate_online) for row in online)
+    env_steps = online[-1]["step"]
+    assert env_steps >= 300
+    assert online[-1]["gradient_steps"] == 200 + utd * env_steps
+    assert sum(row["episode_length"] for row in online) == env_steps

@@ -41,7 +41,7 @@ class Run:
     eval_env: gym.Env
     report: Callable[[dict], None]
     timers: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
-    evaluations: list[dict] = dataclasses.field(default_factory=list)
+    gradient_steps: int = 0
     online_successes: list[bool] = dataclasses.field(default_factory=list)
 
 
@@ -89,7 +89,8 @@ def _updates(run: Run, num_updates: int, online: OnlineBuffer | None) -> dict[st
             metrics = mean_metrics(metrics)
         for key, value in metrics.items():
             totals[key] += value * active.sum() / num_updates
-    return dict(totals)
+    run.gradient_steps += num_updates
+    return {**totals, "gradient_steps": run.gradient_steps, "calibrated": float(run.state.calibrate)}
 
 
 def _evaluate(run: Run, phase: str, step: int) -> dict:
@@ -101,7 +102,6 @@ def _evaluate(run: Run, phase: str, step: int) -> dict:
         if run.online_successes:
             result["cumulative_regret"] = 1.0 - float(np.mean(run.online_successes))
     row = run.log.record(f"{phase}/eval", step, result)
-    run.evaluations.append(row)
     run.report(row)
     return row
 
