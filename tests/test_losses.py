@@ -39,6 +39,13 @@ def test_bellman_target_without_max_backup_uses_one_sample_and_optional_entropy(
     assert float(entropy[0]) == pytest.approx(0.5 + 0.9 * (1.0 - 0.1 * -2.0))
 
 
+def test_bellman_target_max_backup_with_entropy_uses_the_chosen_actions_log_prob():
+    next_q = jnp.array([[[1.0, 5.0, 2.0]], [[3.0, 4.0, 0.0]]])  # chosen: action 1 (min 4)
+    log_pi = jnp.array([[-1.0, -3.0, -2.0]])
+    y = losses.bellman_target(jnp.array([0.0]), jnp.array([0.0]), next_q, log_pi, 0.5, True, 0.1)
+    assert float(y[0]) == pytest.approx(0.5 * (4.0 - 0.1 * -3.0))
+
+
 def _hand_logsumexp(values):
     values = np.asarray(values, np.float64)
     return np.log(np.exp(values).sum())

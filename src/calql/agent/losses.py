@@ -19,16 +19,15 @@ def bellman_target(
     """y = r + gamma (1 - d) V(s'), without gradient.
 
     next_q: (E, B, K) target-critic values of K actions sampled at s'; next_log_pi: (B, K).
-    Max backup: V = max_k min_j Q'_j(s', a'_k). Otherwise the first sample is used:
-    V = min_j Q'_j(s', a'_1) - entropy_bonus * log pi(a'_1|s') (entropy_bonus = alpha when
-    backing up entropy, 0 otherwise). Returns (B,).
+    Max backup: the action with the largest min_j Q'_j(s', a'_k); otherwise the first sample.
+    V = min_j Q'_j(s', a') - entropy_bonus * log pi(a'|s') (entropy_bonus = alpha when backing
+    up entropy, 0 by default). Returns (B,).
     """
     min_q = next_q.min(axis=0)
-    if max_backup:
-        value = min_q.max(axis=-1)
-    else:
-        value = min_q[:, 0] - entropy_bonus * next_log_pi[:, 0]
-    return jax.lax.stop_gradient(rewards + discount * (1.0 - dones) * value)
+    chosen = jnp.argmax(min_q, axis=-1, keepdims=True) if max_backup else jnp.zeros_like(min_q[:, :1], jnp.int32)
+    value = jnp.take_along_axis(min_q, chosen, axis=-1)[:, 0]
+    log_pi = jnp.take_along_axis(next_log_pi, chosen, axis=-1)[:, 0]
+    return jax.lax.stop_gradient(rewards + discount * (1.0 - dones) * (value - entropy_bonus * log_pi))
 
 
 def td_loss(q_data: jax.Array, target: jax.Array) -> jax.Array:

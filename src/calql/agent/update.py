@@ -16,10 +16,12 @@ from calql.data.transitions import Transitions
 Metrics = dict[str, jax.Array]
 
 
-def _sample_policy(state: AgentState, observations: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """K actions per state (B, K, A) and their log-probs (B, K), without gradient."""
+def _sample_policy(
+    state: AgentState, observations: jax.Array, key: jax.Array, num: int | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """`num` (default K) actions per state (B, num, A) and their log-probs (B, num), without gradient."""
     mean, log_std = state.actor.apply_fn(state.actor.params, observations)
-    actions, log_pis = sample_tanh_gaussian(key, mean, log_std, state.config.num_sampled_actions)
+    actions, log_pis = sample_tanh_gaussian(key, mean, log_std, num or state.config.num_sampled_actions)
     return jax.lax.stop_gradient(actions), jax.lax.stop_gradient(log_pis)
 
 
@@ -31,9 +33,10 @@ def _q_at(critic, params, observations: jax.Array, actions: jax.Array) -> jax.Ar
 
 def _td_target(state: AgentState, batch: Transitions, key: jax.Array) -> jax.Array:
     """Bellman target (B,) from K (max backup) or 1 policy actions at s' and the target critics."""
-    next_actions, next_log_pis = _sample_policy(state, batch.next_observations, key)
-    next_q = _q_at(state.critic.apply_fn, state.target_critic_params, batch.next_observations, next_actions)
     cfg = state.config
+    num_actions = cfg.num_sampled_actions if cfg.max_target_backup else 1
+    next_actions, next_log_pis = _sample_policy(state, batch.next_observations, key, num_actions)
+    next_q = _q_at(state.critic.apply_fn, state.target_critic_params, batch.next_observations, next_actions)
     entropy_bonus = jnp.exp(state.log_temperature.params["value"]) if cfg.backup_entropy else 0.0
     return losses.bellman_target(
         batch.rewards, batch.dones, next_q, next_log_pis, cfg.discount, cfg.max_target_backup, entropy_bonus
@@ -120,10 +123,11 @@ def update_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metr
         "actor/loss": actor_loss,
         "actor/entropy": -log_pis.mean(),
         "actor/temperature": jnp.exp(state.log_temperature.params["value"]),
-        "critic/cql_multiplier": losses.lagrange_multiplier(state.log_lagrange.params["value"]),
         "actor/temperature_loss": temperature_loss,
-        "critic/lagrange_loss": lagrange_loss,
     }
+    if cfg.cql_lagrange:
+        metrics["critic/cql_multiplier"] = losses.lagrange_multiplier(state.log_lagrange.params["value"])
+        metrics["critic/lagrange_loss"] = lagrange_loss
     return new_state, metrics
 
 
