@@ -129,8 +129,8 @@ PRESETS: dict[str, TrainConfig] = {
             critic_hidden_dims=(64, 64), policy_hidden_dims=(64, 64),
             cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8,
         ),
-        offline_steps=5_000, online_steps=10_000, mixing_ratio=0.5,
-        dataset_size=200_000, eval_every=2_000, offline_eval_every=1_000, eval_episodes=20,
+        offline_steps=10_000, online_steps=20_000, mixing_ratio=0.5,
+        dataset_size=200_000, eval_every=2_000, offline_eval_every=2_000, eval_episodes=20,
     ),
 }
 
