@@ -2,19 +2,21 @@
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import tyro
 from rich.console import Console
 from rich.table import Table
 
-from calql.config import PRESETS, ConfigError, TrainConfig
+from calql.config import PRESETS, TrainConfig, config_from_dict
 from calql.envs.tasks import TASKS, UnknownTaskError, get_task
+from calql.errors import CalqlError
 
 COMMANDS = {"train": "pre-train offline, then fine-tune online (Cal-QL or CQL)"}
 USAGE = "usage: calql {train} [--help] ...\n" + "\n".join(f"  {name}: {doc}" for name, doc in COMMANDS.items())
 
 
-class UsageError(ValueError):
+class UsageError(CalqlError):
     """A command-line mistake caught before tyro parses the options."""
 
 
@@ -51,8 +53,19 @@ def _train_description() -> str:
     )
 
 
+def _resumed_defaults(run_dir: str) -> TrainConfig:
+    """With --resume, the run's own saved options are the defaults (any option given must match)."""
+    from calql.training.metrics import read_config
+
+    return dataclasses.replace(config_from_dict(read_config(Path(run_dir))), resume=run_dir)
+
+
 def parse_train_args(args: list[str]) -> TrainConfig:
     """Options -> TrainConfig: the preset (explicit or the task's) gives the defaults."""
+    resume = _option_value(args, "--resume")
+    if resume:
+        return tyro.cli(TrainConfig, default=_resumed_defaults(resume), args=args, prog="calql train",
+                        description=_train_description())
     task_name = _option_value(args, "--task") or TrainConfig.task
     preset_name = _option_value(args, "--preset")
     if preset_name is None:
@@ -95,7 +108,7 @@ def train_command(args: list[str]) -> int:
 
     config = parse_train_args(args)
     console = Console()
-    result = train(config, report=_report_line(console))
+    result = train(config, report=_report_line(console), console=console)
     print_summary(result, config, console)
     return 0
 
@@ -110,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "train":
             return train_command(rest)
         raise UsageError(f"unknown command {command!r}; accepted: {', '.join(COMMANDS)}")
-    except (ConfigError, UnknownTaskError, UsageError) as error:
+    except (CalqlError, UnknownTaskError, FileNotFoundError) as error:
         print(f"calql: error: {error}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,8 @@ import dataclasses
 import math
 from typing import Literal
 
+from calql.errors import CalqlError
+
 Algo = Literal["calql", "cql"]
 
 
@@ -94,7 +96,19 @@ class TrainConfig:
     updates_per_call: int = 100
     """Gradient steps scanned in one compiled call (a performance knob, not a hyperparameter)."""
     run_dir: str = "runs"
-    """Folder under which this run writes its configuration and metrics."""
+    """Folder under which each run makes its own run directory (configuration, metrics, checkpoints)."""
+    resume: str = ""
+    """Continue the run in this run directory from its newest good checkpoint (other options must match)."""
+    checkpoint_every: int = 5_000
+    """Checkpoint every this many offline gradient steps / online environment steps (0: only at phase ends)."""
+    keep_checkpoints: int = 3
+    """Number of most recent checkpoints kept."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to RUN_DIR/tensorboard."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs `pip install wandb`; never blocks or fails the run)."""
+    wandb_project: str = "calql"
+    """Weights & Biases project name."""
     agent: AgentConfig = AgentConfig()
 
 
@@ -135,7 +149,7 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(CalqlError):
     """An option value the run cannot use; the message names the option and what it accepts."""
 
 
@@ -153,6 +167,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in ("batch_size", "utd", "eval_every", "eval_episodes", "dataset_size", "updates_per_call"):
         value = getattr(config, name)
         _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    _check(config.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {config.checkpoint_every}")
+    _check(config.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
     _check(config.offline_eval_every >= 0, f"--offline-eval-every must be >= 0, got {config.offline_eval_every}")
     _check(0.0 <= config.mixing_ratio <= 1.0, f"--mixing-ratio must be in [0, 1], got {config.mixing_ratio}")
     offline_rows = config.batch_size * config.mixing_ratio
@@ -168,3 +184,26 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check(0.0 < agent.tau <= 1.0, f"--agent.tau must be in (0, 1], got {agent.tau}")
     _check(agent.cql_temperature > 0.0, f"--agent.cql-temperature must be > 0, got {agent.cql_temperature}")
     return config
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig from its JSON form (lists back to tuples, nested agent config)."""
+    agent = {k: tuple(v) if isinstance(v, list) else v for k, v in values["agent"].items()}
+    return TrainConfig(**{**values, "agent": AgentConfig(**agent)})
+
+
+def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
+    """'field: a -> b' for every option (agent options as agent.NAME) that differs."""
+    found = []
+    for name, (x, y) in _flat_pairs(dataclasses.asdict(a), dataclasses.asdict(b)):
+        if name not in ignore and x != y:
+            found.append(f"{name}: {x!r} -> {y!r}")
+    return found
+
+
+def _flat_pairs(a: dict, b: dict, prefix: str = ""):
+    for key in a:
+        if isinstance(a[key], dict):
+            yield from _flat_pairs(a[key], b[key], f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", (a[key], b[key])

@@ -1,29 +1,46 @@
 """The offline-to-online loop of ALGORITHM.md section 5: offline gradient steps, then online
 episodes each followed by len(episode) * UTD updates on mixed batches, with periodic
-evaluation of the deterministic policy."""
+evaluation of the deterministic policy, checkpoints, and exact resume."""
 
 import dataclasses
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import jax
 import numpy as np
+from rich.console import Console
 
 from calql.agent.acting import calibration_stats, deterministic_action, sample_action
 from calql.agent.state import AgentState, create_agent
 from calql.agent.update import update
-from calql.config import TrainConfig, validate
+from calql.config import TrainConfig, config_from_dict, differences, validate
 from calql.data.replay import OnlineBuffer, episode_transitions, gather, offline_transitions, sample_stack
 from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task, get_task
-from calql.training.metrics import RunLog, mean_metrics
+from calql.training import checkpoint
+from calql.training.metrics import RunLog, mean_metrics, new_run_dir, read_config
+from calql.training.progress import PhaseProgress
 from calql.training.rollout import evaluate, run_episode
 
 CALIBRATION_BATCH = 4096
+
+
+@dataclasses.dataclass
+class Counters:
+    """Where the run is; saved in every checkpoint (JSON)."""
+
+    offline_done: int = 0
+    online_done: int = 0
+    next_eval: int = 0
+    gradient_steps: int = 0
+    online_successes: list[bool] = dataclasses.field(default_factory=list)
+    offline_result: dict | None = None
+    final_result: dict | None = None
 
 
 @dataclasses.dataclass
@@ -39,10 +56,13 @@ class Run:
     act_key: jax.Array
     calibration_batch: Transitions
     eval_env: gym.Env
+    console: Console
     report: Callable[[dict], None]
+    checkpoints: object
+    counters: Counters = dataclasses.field(default_factory=Counters)
+    env: gym.Env | None = None
+    buffer: OnlineBuffer | None = None
     timers: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
-    gradient_steps: int = 0
-    online_successes: list[bool] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -76,21 +96,21 @@ def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
     )
 
 
-def _updates(run: Run, num_updates: int, online: OnlineBuffer | None) -> dict[str, float]:
+def _updates(run: Run, num_updates: int) -> dict[str, float]:
     """num_updates gradient steps in fixed-size scanned calls (the last one padded)."""
     size = run.config.updates_per_call
     totals: dict[str, float] = defaultdict(float)
     for start in range(0, num_updates, size):
         active = np.arange(size) < num_updates - start
         with _Timer(run.timers, "sample"):
-            batches = sample_stack(run.rng, run.offline, online, size, run.config.batch_size, run.config.mixing_ratio)
+            batches = sample_stack(run.rng, run.offline, run.buffer, size, run.config.batch_size, run.config.mixing_ratio)
         with _Timer(run.timers, "update"):
             run.state, metrics = update(run.state, jax.device_put(batches), jax.device_put(active))
             metrics = mean_metrics(metrics)
         for key, value in metrics.items():
             totals[key] += value * active.sum() / num_updates
-    run.gradient_steps += num_updates
-    return {**totals, "gradient_steps": run.gradient_steps, "calibrated": float(run.state.calibrate)}
+    run.counters.gradient_steps += num_updates
+    return {**totals, "gradient_steps": run.counters.gradient_steps, "calibrated": float(run.state.calibrate)}
 
 
 def _evaluate(run: Run, phase: str, step: int) -> dict:
@@ -99,34 +119,48 @@ def _evaluate(run: Run, phase: str, step: int) -> dict:
         result = evaluate(run.eval_env, lambda obs: np.asarray(deterministic_action(actor, obs)), run.config.eval_episodes)
         result["normalized_score"] = float(run.task.normalized_score(result["return"]))
         result.update(mean_metrics(calibration_stats(run.state, run.calibration_batch)))
-        if run.online_successes:
-            result["cumulative_regret"] = 1.0 - float(np.mean(run.online_successes))
+        if run.counters.online_successes:
+            result["cumulative_regret"] = 1.0 - float(np.mean(run.counters.online_successes))
     row = run.log.record(f"{phase}/eval", step, result)
     run.report(row)
     return row
 
 
-def _offline_phase(run: Run) -> dict:
-    cfg = run.config
+def _due(done: int, before: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (before, done]."""
+    return every > 0 and done // every > before // every
+
+
+def _offline_phase(run: Run) -> None:
+    cfg, counters = run.config, run.counters
     every = cfg.offline_eval_every or max(cfg.offline_steps, 1)
-    done, last = 0, None
-    while done < cfg.offline_steps:
-        chunk = min(every - done % every, cfg.offline_steps - done, cfg.updates_per_call * 10)
-        metrics = _updates(run, chunk, None)
-        done += chunk
+    progress = PhaseProgress(run.console, "offline gradient steps", cfg.offline_steps, counters.offline_done)
+    while counters.offline_done < cfg.offline_steps:
+        before = counters.offline_done
+        boundaries = [every - before % every, cfg.offline_steps - before, cfg.updates_per_call * 10]
+        if cfg.checkpoint_every:
+            boundaries.append(cfg.checkpoint_every - before % cfg.checkpoint_every)
+        metrics = _updates(run, min(boundaries))
+        counters.offline_done += min(boundaries)
+        done = counters.offline_done
         run.log.record("offline/train", done, metrics)
+        progress.update(done, metrics)
         if done % every == 0 or done == cfg.offline_steps:
-            last = _evaluate(run, "offline", done)
-    return last if last is not None else _evaluate(run, "offline", 0)
+            counters.offline_result = _evaluate(run, "offline", done)
+        if _due(done, before, cfg.checkpoint_every) or done == cfg.offline_steps:
+            _save_checkpoint(run)
+    progress.close()
+    if counters.offline_result is None:
+        counters.offline_result = _evaluate(run, "offline", 0)
 
 
-def _collect_episode(run: Run, env) -> tuple[Transitions, bool]:
+def _collect_episode(run: Run) -> tuple[Transitions, bool]:
     def explore(observation):
         action, run.act_key = sample_action(run.state.actor, observation, run.act_key)
         return np.asarray(action)
 
     with _Timer(run.timers, "environment"):
-        episode = run_episode(env, explore)
+        episode = run_episode(run.env, explore)
     task = run.task
     rewards = transform_rewards(episode.rewards, task.reward_scale, task.reward_bias)
     transitions = episode_transitions(
@@ -136,50 +170,135 @@ def _collect_episode(run: Run, env) -> tuple[Transitions, bool]:
     return transitions, episode.success
 
 
-def _online_phase(run: Run, offline_result: dict) -> dict:
+def _start_online(run: Run) -> None:
+    """The training environment and an empty online buffer; CORL mode drops the calibration."""
     cfg = run.config
     if not cfg.calibrate_online:
-        run.state = run.state.replace(calibrate=False)  # CORL: no calibration online
-    env = run.task.make_env(cfg.seed)
-    env.reset(seed=cfg.seed)
-    buffer = OnlineBuffer(cfg.online_steps + env.spec.max_episode_steps, run.offline.observations.shape[1],
-                          run.offline.actions.shape[1])
-    steps, next_eval, last = 0, cfg.eval_every, offline_result
-    while steps < cfg.online_steps:
-        transitions, success = _collect_episode(run, env)
-        buffer.add(transitions)
-        run.online_successes.append(success)
-        steps += transitions.size
-        metrics = _updates(run, transitions.size * cfg.utd, buffer)
-        run.log.record("online/train", steps, {**metrics, "episode_success": float(success),
-                                               "episode_length": transitions.size})
-        if steps >= next_eval or steps >= cfg.online_steps:
-            last = _evaluate(run, "online", steps)
-            next_eval = (steps // cfg.eval_every + 1) * cfg.eval_every
-    return last
+        run.state = run.state.replace(calibrate=False)
+    run.env = run.task.make_env(cfg.seed)
+    run.env.reset(seed=cfg.seed)
+    capacity = cfg.online_steps + run.env.spec.max_episode_steps
+    run.buffer = OnlineBuffer(capacity, run.offline.observations.shape[1], run.offline.actions.shape[1])
+    if run.counters.next_eval == 0:
+        run.counters.next_eval = cfg.eval_every
 
 
-def train(config: TrainConfig, report: Callable[[dict], None] = lambda row: None) -> RunResult:
-    """Run offline pre-training then online fine-tuning; returns the summary."""
-    start = time.perf_counter()
-    config = validate(config)
+def _online_phase(run: Run) -> None:
+    cfg, counters = run.config, run.counters
+    progress = PhaseProgress(run.console, "online env steps", cfg.online_steps, counters.online_done)
+    counters.final_result = counters.final_result or counters.offline_result
+    while counters.online_done < cfg.online_steps:
+        before = counters.online_done
+        transitions, success = _collect_episode(run)
+        run.buffer.add(transitions)
+        counters.online_successes.append(success)
+        counters.online_done += transitions.size
+        metrics = _updates(run, transitions.size * cfg.utd)
+        run.log.record("online/train", counters.online_done,
+                       {**metrics, "episode_success": float(success), "episode_length": transitions.size})
+        progress.update(counters.online_done, metrics)
+        if counters.online_done >= counters.next_eval or counters.online_done >= cfg.online_steps:
+            counters.final_result = _evaluate(run, "online", counters.online_done)
+            counters.next_eval = (counters.online_done // cfg.eval_every + 1) * cfg.eval_every
+        if _due(counters.online_done, before, cfg.checkpoint_every) or counters.online_done >= cfg.online_steps:
+            _save_checkpoint(run)
+    progress.close()
+
+
+def _save_checkpoint(run: Run) -> None:
+    with _Timer(run.timers, "checkpoint"):
+        buffer = run.buffer
+        arrays = {"size": np.asarray(0 if buffer is None else buffer.size)}
+        if buffer is not None and buffer.size:
+            arrays.update({name: field[: buffer.size] for name, field in zip(Transitions._fields, buffer.data)})
+        meta = {
+            "config": checkpoint.config_fingerprint(dataclasses.asdict(run.config)),
+            "counters": dataclasses.asdict(run.counters),
+            "rng": checkpoint.generator_state(run.rng),
+            "act_key": np.asarray(run.act_key).tolist(),
+            "eval_env_rng": checkpoint.env_rng_states(run.eval_env),
+            "env_rng": None if run.env is None else checkpoint.env_rng_states(run.env),
+            "log_lines": run.log.lines,
+            "log_step": run.log.timeline("online" if run.env else "offline",
+                                         run.counters.online_done if run.env else run.counters.offline_done),
+        }
+        checkpoint.save(run.checkpoints, run.counters.gradient_steps, run.state, arrays, meta)
+
+
+def _restore(run: Run, restored: tuple) -> None:
+    """Put a run back exactly where a checkpoint left it."""
+    agent, arrays, meta = restored
+    run.state = agent
+    run.counters = Counters(**meta["counters"])
+    run.rng = checkpoint.generator_from_state(meta["rng"])
+    run.act_key = jax.numpy.asarray(np.asarray(meta["act_key"], np.uint32))
+    checkpoint.set_env_rng_states(run.eval_env, meta["eval_env_rng"])
+    if meta["env_rng"] is not None:
+        _start_online(run)
+        checkpoint.set_env_rng_states(run.env, meta["env_rng"])
+        size = int(arrays["size"])
+        if size:
+            run.buffer.add(Transitions(*(np.asarray(arrays[name]) for name in Transitions._fields)))
+
+
+def _resume_config(config: TrainConfig) -> TrainConfig:
+    """The saved configuration, refusing any option that changed since the run started."""
+    saved = config_from_dict(read_config(Path(config.resume)))
+    changed = differences(saved, config, ignore=("run_dir", "resume"))
+    if changed:
+        raise checkpoint.CheckpointError(
+            f"--resume {config.resume}: options differ from the run's ({'; '.join(changed)}); "
+            "resume with the same options or start a new run"
+        )
+    return config
+
+
+def _open_run(config: TrainConfig, console: Console, report: Callable[[dict], None], timers: dict) -> Run:
     task = get_task(config.task)
-    timers: dict[str, float] = defaultdict(float)
     with _Timer(timers, "dataset"):
         offline = load_offline_data(task, config)
-    key = jax.random.PRNGKey(config.seed)
-    agent_key, act_key = jax.random.split(key)
+    agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))
     state = create_agent(agent_key, offline.observations.shape[1], offline.actions.shape[1], config.agent,
                          calibrate=config.algo == "calql")
-    rng = np.random.default_rng(config.seed)
+    # A fixed batch for the calibration diagnostic, from its own seed so resuming needs no copy of it.
+    calibration_rows = np.random.default_rng([config.seed, 1]).integers(0, offline.size, min(CALIBRATION_BATCH, offline.size))
     eval_env = task.make_env(config.seed + 1)
     eval_env.reset(seed=config.seed + 1)
-    calibration_batch = gather(offline, rng.integers(0, offline.size, min(CALIBRATION_BATCH, offline.size)))
-    run = Run(config, task, state, offline, RunLog(config), rng, act_key, calibration_batch, eval_env, report, timers)
-    offline_result = _offline_phase(run)
-    final = _online_phase(run, offline_result) if config.online_steps > 0 else offline_result
-    regret = 1.0 - float(np.mean(run.online_successes)) if run.online_successes else math.nan
-    result = RunResult(str(run.log.path), offline_result, final, regret, time.perf_counter() - start, dict(timers))
+    resuming = bool(config.resume)
+    run_dir = Path(config.resume) if resuming else new_run_dir(config)
+    checkpoints = checkpoint.manager(run_dir, config.keep_checkpoints)
+    restored = checkpoint.restore_latest(checkpoints, state) if resuming else None
+    if resuming and restored is None:
+        raise checkpoint.CheckpointError(f"--resume {config.resume}: no readable checkpoint in {run_dir / checkpoint.CHECKPOINT_FOLDER}; start a new run")
+    meta = restored[2] if restored else {}
+    log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"))
+    run = Run(config, task, state, offline, log, np.random.default_rng(config.seed), act_key,
+              gather(offline, calibration_rows), eval_env, console, report, checkpoints, timers=timers)
+    if restored:
+        _restore(run, restored)
+    return run
+
+
+def train(
+    config: TrainConfig, report: Callable[[dict], None] = lambda row: None, console: Console | None = None
+) -> RunResult:
+    """Run (or resume) offline pre-training then online fine-tuning; returns the summary."""
+    start = time.perf_counter()
+    config = validate(config)
+    if config.resume:
+        config = _resume_config(config)
+    timers: dict[str, float] = defaultdict(float)
+    run = _open_run(config, console or Console(), report, timers)
+    _offline_phase(run)
+    if config.online_steps > 0:
+        if run.env is None:
+            _start_online(run)
+        _online_phase(run)
+    counters = run.counters
+    final = counters.final_result or counters.offline_result
+    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
+    result = RunResult(str(run.log.path), counters.offline_result, final, regret, time.perf_counter() - start, dict(timers))
     run.log.write_summary(dataclasses.asdict(result))
     run.log.close()
+    run.checkpoints.close()
     return result
