@@ -126,3 +126,38 @@ def test_tensorboard_events_are_readable(uninterrupted):
     evals = [row for row in rows if row["phase"] == "online/eval"]
     logged = [event.value for event in events.Scalars("online/eval/cumulative_regret")]
     np.testing.assert_allclose(logged, [row["cumulative_regret"] for row in evals], rtol=1e-6)
+
+
+def test_eval_reports_intervals_for_a_run_and_a_checkpoint(uninterrupted, capsys):
+    assert main(["eval", str(uninterrupted), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "success" in out and "normalized_score" in out and "[" in out
+    steps = sorted(int(p.name) for p in (uninterrupted / "checkpoints").iterdir() if p.name.isdigit())
+    assert main(["eval", str(uninterrupted / "checkpoints" / str(steps[0])), "--episodes", "2"]) == 0
+
+
+def test_eval_of_a_wrong_path_is_one_line(tmp_path, capsys):
+    assert main(["eval", str(tmp_path), "--episodes", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("calql: error:") and "neither a run directory" in err and len(err.splitlines()) == 1
+
+
+def test_bootstrap_interval_contains_the_mean():
+    from calql.commands.evaluate import bootstrap_interval
+
+    values = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    low, high = bootstrap_interval(values)
+    assert low <= values.mean() <= high and 0.0 <= low < high <= 1.0
+    assert bootstrap_interval(np.ones(4)) == (1.0, 1.0)
+
+
+def test_eval_video_is_written(uninterrupted, tmp_path):
+    """Rendering runs in a subprocess: MUJOCO_GL must be set before MuJoCo is first imported."""
+    video = tmp_path / "episodes.gif"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "calql.cli", "eval", str(uninterrupted), "--episodes", "1", "--video", str(video)]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    if completed.returncode != 0 and "EGL" in completed.stderr:
+        pytest.skip("no EGL for headless MuJoCo rendering on this machine")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert video.stat().st_size > 1000

@@ -44,7 +44,7 @@ def test_unknown_algorithm_names_the_option_and_choices(capsys):
 
 def test_unknown_command(capsys):
     assert main(["fly"]) == 2
-    assert "unknown command 'fly'; accepted: train" in capsys.readouterr().err
+    assert "unknown command 'fly'; accepted: train, eval, plot, compare" in capsys.readouterr().err
 
 
 def test_presets_and_overrides():

@@ -1,6 +1,11 @@
-"""The `calql` command line: `calql train [--preset NAME] [OPTIONS]`."""
+"""The `calql` command line: train, eval, plot, compare.
+
+Modules that import MuJoCo are imported inside the commands: `calql eval --video` must set
+MUJOCO_GL before the first MuJoCo import.
+"""
 
 import dataclasses
+import importlib
 import sys
 from pathlib import Path
 
@@ -9,11 +14,19 @@ from rich.console import Console
 from rich.table import Table
 
 from calql.config import PRESETS, TrainConfig, config_from_dict
-from calql.envs.tasks import TASKS, UnknownTaskError, get_task
 from calql.errors import CalqlError
 
-COMMANDS = {"train": "pre-train offline, then fine-tune online (Cal-QL or CQL)"}
-USAGE = "usage: calql {train} [--help] ...\n" + "\n".join(f"  {name}: {doc}" for name, doc in COMMANDS.items())
+COMMANDS = {
+    "train": "pre-train offline, then fine-tune online (Cal-QL or CQL); --resume RUN_DIR continues a run",
+    "eval": "evaluate a run's policy with confidence intervals, optionally recording a video",
+    "plot": "learning curves, fine-tuning zoom, calibration and regret figures from run directories",
+    "compare": "run Cal-QL and CQL over seeds on one task and write a report",
+}
+# Commands implemented in calql.commands.<module>.main(args) -> exit code.
+COMMAND_MODULES = {"eval": "evaluate", "plot": "plot", "compare": "compare"}
+USAGE = f"usage: calql {{{','.join(COMMANDS)}}} [--help] ...\n" + "\n".join(
+    f"  {name}: {doc}" for name, doc in COMMANDS.items()
+)
 
 
 class UsageError(CalqlError):
@@ -43,6 +56,8 @@ def _without_option(args: list[str], option: str) -> list[str]:
 
 
 def _train_description() -> str:
+    from calql.envs.tasks import TASKS
+
     tasks = "\n".join(f"  {name}: {task.description}" for name, task in TASKS.items())
     presets = ", ".join(PRESETS)
     return (
@@ -66,6 +81,8 @@ def parse_train_args(args: list[str]) -> TrainConfig:
     if resume:
         return tyro.cli(TrainConfig, default=_resumed_defaults(resume), args=args, prog="calql train",
                         description=_train_description())
+    from calql.envs.tasks import TASKS, get_task
+
     task_name = _option_value(args, "--task") or TrainConfig.task
     preset_name = _option_value(args, "--preset")
     if preset_name is None:
@@ -113,6 +130,12 @@ def train_command(args: list[str]) -> int:
     return 0
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    from calql.envs.tasks import UnknownTaskError
+
+    return (CalqlError, UnknownTaskError, FileNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
@@ -122,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "train":
             return train_command(rest)
+        if command in COMMAND_MODULES:
+            return importlib.import_module(f"calql.commands.{COMMAND_MODULES[command]}").main(rest)
         raise UsageError(f"unknown command {command!r}; accepted: {', '.join(COMMANDS)}")
-    except (CalqlError, UnknownTaskError, FileNotFoundError) as error:
+    except _user_errors() as error:
         print(f"calql: error: {error}", file=sys.stderr)
         return 2
 

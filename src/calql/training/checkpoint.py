@@ -51,9 +51,11 @@ def save(mgr: ocp.CheckpointManager, step: int, agent: AgentState, buffer: dict[
     mgr.wait_until_finished()
 
 
-def restore_latest(mgr: ocp.CheckpointManager, agent_template: AgentState) -> tuple[AgentState, dict, dict] | None:
-    """(agent, buffer, meta) of the newest readable checkpoint, or None when there is none."""
-    for step in sorted(mgr.all_steps(), reverse=True):
+def restore_latest(
+    mgr: ocp.CheckpointManager, agent_template: AgentState, step: int | None = None
+) -> tuple[AgentState, dict, dict] | None:
+    """(agent, buffer, meta) of the newest readable checkpoint (or of `step` only), or None."""
+    for step in [step] if step is not None else sorted(mgr.all_steps(), reverse=True):
         try:
             restored = mgr.restore(
                 step,
