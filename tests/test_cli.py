@@ -23,7 +23,7 @@ TINY_RUN = [
         (["--online-steps", "-3"], "--online-steps must be >= 0, got -3"),
         (["--mixing-ratio", "1.5"], "--mixing-ratio must be in [0, 1], got 1.5"),
         (["--batch-size", "255"], "--batch-size 255 x --mixing-ratio 0.5 = 127.5 offline rows per batch"),
-        (["--preset", "nope"], "--preset: unknown preset 'nope'; accepted: antmaze, adroit, kitchen, pointmaze"),
+        (["--preset", "nope"], "--preset: unknown preset 'nope'; accepted: antmaze, adroit, kitchen, manipulation, pointmaze"),
     ],
 )
 def test_bad_options_get_one_line_errors(args, expected, capsys):
@@ -44,7 +44,7 @@ def test_unknown_algorithm_names_the_option_and_choices(capsys):
 
 def test_unknown_command(capsys):
     assert main(["fly"]) == 2
-    assert "unknown command 'fly'; accepted: train, eval, plot, compare" in capsys.readouterr().err
+    assert "unknown command 'fly'; accepted: train, eval, plot, compare, datasets" in capsys.readouterr().err
 
 
 def test_presets_and_overrides():

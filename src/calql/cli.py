@@ -21,9 +21,10 @@ COMMANDS = {
     "eval": "evaluate a run's policy with confidence intervals, optionally recording a video",
     "plot": "learning curves, fine-tuning zoom, calibration and regret figures from run directories",
     "compare": "run Cal-QL and CQL over seeds on one task and write a report",
+    "datasets": "list built-in and local datasets, generate a built-in one, describe and check a dataset",
 }
 # Commands implemented in calql.commands.<module>.main(args) -> exit code.
-COMMAND_MODULES = {"eval": "evaluate", "plot": "plot", "compare": "compare"}
+COMMAND_MODULES = {"eval": "evaluate", "plot": "plot", "compare": "compare", "datasets": "datasets"}
 USAGE = f"usage: calql {{{','.join(COMMANDS)}}} [--help] ...\n" + "\n".join(
     f"  {name}: {doc}" for name, doc in COMMANDS.items()
 )
@@ -112,7 +113,7 @@ def _report_line(console: Console):
     def report(row: dict) -> None:
         extra = f"  regret {row['cumulative_regret']:.3f}" if "cumulative_regret" in row else ""
         console.print(
-            f"[{row['phase']} step {row['step']}] success {row['success']:.2f}  score {row['normalized_score']:.1f}  "
+            f"[seed {row['seed']} {row['phase']} step {row['step']}] success {row['success']:.2f}  score {row['normalized_score']:.1f}  "
             f"Q(s,a) {row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}{extra}",
             markup=False,
         )
@@ -121,19 +122,18 @@ def _report_line(console: Console):
 
 
 def train_command(args: list[str]) -> int:
-    from calql.training.loop import train  # imported late: keeps `--help` fast
+    from calql.training.loop import train, train_seeds  # imported late: keeps `--help` fast
 
     config = parse_train_args(args)
     console = Console()
+    if config.seeds:
+        results = train_seeds(config, list(config.seeds), report=_report_line(console), console=console)
+        for seed, result in zip(config.seeds, results):
+            print_summary(result, dataclasses.replace(config, seed=seed), console)
+        return 0
     result = train(config, report=_report_line(console), console=console)
     print_summary(result, config, console)
     return 0
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from calql.envs.tasks import UnknownTaskError
-
-    return (CalqlError, UnknownTaskError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if command in COMMAND_MODULES:
             return importlib.import_module(f"calql.commands.{COMMAND_MODULES[command]}").main(rest)
         raise UsageError(f"unknown command {command!r}; accepted: {', '.join(COMMANDS)}")
-    except _user_errors() as error:
+    except (CalqlError, FileNotFoundError) as error:
         print(f"calql: error: {error}", file=sys.stderr)
         return 2
 

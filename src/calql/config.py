@@ -69,7 +69,10 @@ class TrainConfig:
     algo: Algo = "calql"
     """calql: with the calibration step; cql: the same learner without it."""
     seed: int = 0
-    """Seed of everything: networks, sampling, environments, generated data."""
+    """Seed of the agent: networks, sampling, exploration, environments."""
+    seeds: tuple[int, ...] = ()
+    """Train several seeds at once in one process with one vmapped update (e.g. --seeds 0 1 2 3);
+    each seed gets its own run directory. Overrides --seed."""
     offline_steps: int = 1_000_000
     """Gradient steps of offline pre-training."""
     online_steps: int = 1_000_000
@@ -89,6 +92,13 @@ class TrainConfig:
     """Evaluate every this many offline gradient steps (0: only at the end of pre-training)."""
     eval_episodes: int = 20
     """Episodes per evaluation, deterministic policy."""
+    dataset: str = ""
+    """Offline data: '' = the task's default (generated for pointmaze-*, cube-single, scene, puzzle-3x3;
+    its Minari id D4RL/... otherwise), 'builtin', a local Minari id (under MINARI_DATASETS_PATH, never
+    downloaded), or a path to a D4RL-layout .hdf5 file."""
+    filter_dataset: bool | None = None
+    """Adroit binary: the authors' filtering (drop trajectories that never succeed, cut after the last
+    success, success steps terminal); None = the task's default (on for *-binary)."""
     dataset_size: int = 1_000_000
     """Transitions to generate for built-in generated datasets."""
     dataset_seed: int = 0
@@ -135,6 +145,12 @@ PRESETS: dict[str, TrainConfig] = {
             cql_alpha=5.0, cql_lagrange=False, cql_importance_sample=False,
         ),
         offline_steps=500_000, online_steps=1_000_000, mixing_ratio=0.25,
+    ),
+    # OGBench manipulation with locally generated oracle data (~250 steps/s to generate here, so
+    # a smaller default dataset); otherwise AntMaze's sparse-reward settings.
+    "manipulation": _preset(
+        AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
+        offline_steps=1_000_000, online_steps=1_000_000, mixing_ratio=0.5, dataset_size=100_000,
     ),
     # The built-in task: AntMaze's column with networks and budgets small enough to run
     # end to end on 2 CPU cores in a few minutes.
@@ -186,10 +202,13 @@ def validate(config: TrainConfig) -> TrainConfig:
     return config
 
 
+def _tuples(values: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
 def config_from_dict(values: dict) -> TrainConfig:
     """A TrainConfig from its JSON form (lists back to tuples, nested agent config)."""
-    agent = {k: tuple(v) if isinstance(v, list) else v for k, v in values["agent"].items()}
-    return TrainConfig(**{**values, "agent": AgentConfig(**agent)})
+    return TrainConfig(**{**_tuples(values), "agent": AgentConfig(**_tuples(values["agent"]))})
 
 
 def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:

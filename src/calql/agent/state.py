@@ -1,5 +1,6 @@
 """The agent: one pytree holding every network, optimiser state, target and RNG."""
 
+import functools
 from typing import Any
 
 import flax.struct as struct
@@ -38,9 +39,23 @@ class AgentState(struct.PyTreeNode):
         return -float(self.action_dim)
 
 
+@functools.cache
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """One optimiser object per learning rate: optax closures compare by identity and are part of
+    the state's static structure, so sharing them lets every agent reuse one compiled update."""
+    return optax.adam(learning_rate)
+
+
+@functools.cache
+def _cached(module_type, *fields):
+    """One module object per configuration: `module.apply` is in the state's static structure and
+    bound methods compare by their object's identity (see `adam`)."""
+    return module_type(*fields)
+
+
 def _scalar_state(value: float, learning_rate: float) -> TrainState:
     """A trainable scalar; params is a dict because TrainState needs a mapping."""
-    return TrainState.create(apply_fn=None, params={"value": jnp.asarray(value, jnp.float32)}, tx=optax.adam(learning_rate))
+    return TrainState.create(apply_fn=None, params={"value": jnp.asarray(value, jnp.float32)}, tx=adam(learning_rate))
 
 
 def create_agent(
@@ -50,13 +65,13 @@ def create_agent(
     actor_key, critic_key, rng = jax.random.split(key, 3)
     obs = jnp.zeros((1, obs_dim), jnp.float32)
     actions = jnp.zeros((1, action_dim), jnp.float32)
-    policy = TanhGaussianPolicy(config.policy_hidden_dims, action_dim, config.layer_norm, config.orthogonal_init)
-    critic = CriticEnsemble(config.critic_hidden_dims, config.num_critics, config.layer_norm, config.orthogonal_init)
+    policy = _cached(TanhGaussianPolicy, config.policy_hidden_dims, action_dim, config.layer_norm, config.orthogonal_init)
+    critic = _cached(CriticEnsemble, config.critic_hidden_dims, config.num_critics, config.layer_norm, config.orthogonal_init)
     actor_params = policy.init(actor_key, obs)
     critic_params = critic.init(critic_key, obs, actions)
     return AgentState(
-        actor=TrainState.create(apply_fn=policy.apply, params=actor_params, tx=optax.adam(config.policy_lr)),
-        critic=TrainState.create(apply_fn=critic.apply, params=critic_params, tx=optax.adam(config.critic_lr)),
+        actor=TrainState.create(apply_fn=policy.apply, params=actor_params, tx=adam(config.policy_lr)),
+        critic=TrainState.create(apply_fn=critic.apply, params=critic_params, tx=adam(config.critic_lr)),
         target_critic_params=critic_params,
         log_temperature=_scalar_state(config.init_log_temperature, config.policy_lr),
         log_lagrange=_scalar_state(INIT_LOG_LAGRANGE, config.critic_lr),

@@ -136,8 +136,7 @@ def _skip_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metri
     return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-@jax.jit
-def update(state: AgentState, batches: Transitions, active: jax.Array) -> tuple[AgentState, Metrics]:
+def scan_updates(state: AgentState, batches: Transitions, active: jax.Array) -> tuple[AgentState, Metrics]:
     """Scan `update_step` over the leading (update-to-data) axis of `batches`.
 
     active: (U,) bool; steps marked False leave the state untouched (padding, so that one
@@ -152,3 +151,21 @@ def update(state: AgentState, batches: Transitions, active: jax.Array) -> tuple[
     weights = active.astype(jnp.float32)
     count = jnp.maximum(weights.sum(), 1.0)
     return state, jax.tree.map(lambda m: jnp.tensordot(weights, m, axes=1) / count, metrics)
+
+
+update = jax.jit(scan_updates)
+"""The compiled update of one agent: (state, batches (U, B, ...), active (U,)) -> (state, metrics)."""
+
+
+@jax.jit
+def update_seeds(
+    states: list[AgentState], batches: Transitions, active: jax.Array
+) -> tuple[list[AgentState], Metrics]:
+    """S independent agents in one compiled, vmapped call: batches (S, U, B, ...), active (S, U).
+
+    Takes and returns a list of per-seed states, stacking and splitting inside the compiled
+    function so the host dispatches one call. Metrics come back with a leading seed axis.
+    """
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+    stacked, metrics = jax.vmap(scan_updates)(stacked, batches, active)
+    return [jax.tree.map(lambda leaf: leaf[i], stacked) for i in range(len(states))], metrics

@@ -39,13 +39,14 @@ def load_policy(path: Path):
 
     from calql.agent.state import create_agent
     from calql.config import config_from_dict
+    from calql.data import sources
     from calql.envs.tasks import get_task
     from calql.training import checkpoint
     from calql.training.metrics import read_config
 
     run_dir, step = _locate(path)
     config = config_from_dict(read_config(run_dir))
-    task = get_task(config.task)
+    task = sources.bind(get_task(config.task), config.dataset, config.filter_dataset)
     probe = task.make_env(config.seed)
     template = create_agent(jax.random.PRNGKey(0), probe.observation_space.shape[0], probe.action_space.shape[0],
                             config.agent, calibrate=config.algo == "calql")
@@ -66,7 +67,7 @@ def _enable_rgb_rendering(env) -> None:
         inner.render_mode = "rgb_array"
 
 
-def _run_episodes(env, agent, episodes: int, record: bool):
+def _run_episodes(env, agent, episodes: int, record: bool, score_key: str):
     from calql.agent.acting import deterministic_action
     from calql.training.rollout import run_episode
 
@@ -77,7 +78,7 @@ def _run_episodes(env, agent, episodes: int, record: bool):
         frames.append(env.unwrapped.render())
         return policy(obs)
 
-    results = [run_episode(env, recording_policy if record else policy) for _ in range(episodes)]
+    results = [run_episode(env, recording_policy if record else policy, score_key=score_key) for _ in range(episodes)]
     return results, frames
 
 
@@ -87,7 +88,7 @@ def evaluate_checkpoint(path: Path, episodes: int, seed: int, video: Path | None
     env.reset(seed=seed)
     if video is not None:
         _enable_rgb_rendering(env)
-    results, frames = _run_episodes(env, agent, episodes, video is not None)
+    results, frames = _run_episodes(env, agent, episodes, video is not None, task.score_reward_info)
     env.close()
     if video is not None:
         import imageio.v2 as imageio
@@ -95,7 +96,7 @@ def evaluate_checkpoint(path: Path, episodes: int, seed: int, video: Path | None
         imageio.mimsave(video, frames, fps=30)
     returns = np.array([r.raw_return for r in results])
     successes = np.array([float(r.success) for r in results])
-    scores = np.asarray(task.normalized_score(returns), np.float64)
+    scores = np.asarray(task.normalized_score(np.array([r.score_return for r in results])), np.float64)
     return {
         "task": config.task, "algo": config.algo, "episodes": episodes,
         "return": (returns.mean(), *bootstrap_interval(returns)),

@@ -1,4 +1,7 @@
-"""Environments and tasks: the built-in PointMaze task (`pointmaze`) and the registry (`tasks`)."""
+"""Environments and tasks: the registry (`tasks`) and one module per domain -- `pointmaze`
+(built in), `antmaze`, `adroit` (binary), `kitchen`, `manipulation` (OGBench, optional extra) --
+plus `common` (the one observation-flattening rule), `cache` (generated datasets kept as local
+Minari datasets) and `recording` (record an env into Minari's or D4RL's layout)."""
 
 import contextlib
 import io

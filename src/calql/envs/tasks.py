@@ -1,18 +1,41 @@
-"""The task registry: a task name -> environment, dataset, reward transform, return rules,
-score normalisation and hyperparameter preset."""
+"""The task registry: a task name -> environment, dataset (and the dataset layouts it reads),
+reward transform, return rules, score normalisation and hyperparameter preset.
+
+A task's `make_env` / `load_dataset` are those of its default dataset. `calql.data.sources.bind`
+re-binds both to another source (`--dataset`): a local Minari id or a D4RL-layout HDF5 file,
+each read through the task's `DataFormat` for that layout (its environment, its relabelling).
+"""
+
+from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 import gymnasium as gym
 import numpy as np
 
-from calql.envs import pointmaze
+from calql.envs import adroit, antmaze, kitchen, manipulation, pointmaze
+from calql.errors import CalqlError
+
+Data = dict[str, np.ndarray]
 
 
-class UnknownTaskError(ValueError):
+class UnknownTaskError(CalqlError):
     """A task name that is not registered."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFormat:
+    """How one dataset layout ('minari' or 'd4rl') maps onto a task."""
+
+    make_env: Callable[[int | None], gym.Env]
+    """seed -> the environment whose observations match this layout's."""
+    prepare: Callable[[Data, str], Data] | None = None
+    """(data, source name) -> data: the layout's relabelling (binary rewards, terminals at the goal)."""
+    info_keys: tuple[str, ...] = ()
+    """Per-step info fields `prepare` needs (read as data['infos/<key>'])."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +48,9 @@ class Task:
     """Name of the hyperparameter preset (calql.config.PRESETS) used unless --preset says otherwise."""
     make_env: Callable[[int | None], gym.Env]
     """seed -> online / evaluation environment with flat observations and info["success"]."""
-    load_dataset: Callable[[int, int], dict[str, np.ndarray]]
-    """(size, seed) -> flat arrays observations, actions, rewards, next_observations, terminals, timeouts."""
+    load_dataset: Callable[[int, int], Data]
+    """(size, seed) -> flat arrays observations, actions, rewards, next_observations, terminals, timeouts.
+    size and seed only matter for built-in generated datasets."""
     reward_scale: float
     reward_bias: float
     sparse_reward: bool
@@ -36,6 +60,19 @@ class Task:
     score_min: float
     score_max: float
     """Normalised score = 100 * (raw return - score_min) / (score_max - score_min)."""
+    default_dataset: str = "builtin"
+    """The source used without --dataset: 'builtin' (generated locally) or a Minari id."""
+    builtin: bool = True
+    """`load_dataset` generates the data locally (no files needed)."""
+    formats: Mapping[str, DataFormat] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    """Dataset layouts the task reads: 'minari' (a local Minari id), 'd4rl' (an HDF5 file)."""
+    dataset_filter: Callable[[Data, str], Data] | None = None
+    """A task-specific data filter (Adroit binary: the authors' filtering)."""
+    filter_by_default: bool = False
+    """Apply `dataset_filter` unless the run says otherwise."""
+    score_reward_info: str = ""
+    """If set, the normalized score is computed from the sum of info[score_reward_info] (the
+    dense reward) instead of the task's reward (Adroit binary)."""
 
     @property
     def sparse_failure_reward(self) -> float | None:
@@ -46,14 +83,26 @@ class Task:
         return 100.0 * (raw_return - self.score_min) / (self.score_max - self.score_min)
 
 
+def _load_default(name: str, size: int, seed: int) -> Data:
+    """The task's default (non-built-in) source, read through `sources`."""
+    from calql.data import sources
+
+    task = get_task(name)
+    return sources.load_source(task, sources.parse_source(task.default_dataset))
+
+
+# ----- PointMaze (built in) -----
+
+
 def _pointmaze_task(maze: str) -> Task:
     spec = pointmaze.MAZES[maze]
+    make_env = functools.partial(pointmaze.make_env, maze)
     return Task(
         name=f"pointmaze-{maze}",
         description=f"{spec.gym_id}, fixed start {spec.reset_cell} and goal {spec.goal_cell}, sparse reward, "
         "locally generated stitching data (built in, no download)",
         preset="pointmaze",
-        make_env=functools.partial(pointmaze.make_env, maze),
+        make_env=make_env,
         load_dataset=lambda size, seed: pointmaze.load_or_generate(maze, size, seed),
         # AntMaze's transform: {0, 1} -> {-5, +5} (ALGORITHM.md section 6).
         reward_scale=10.0,
@@ -63,14 +112,161 @@ def _pointmaze_task(maze: str) -> Task:
         # Success ends the episode with raw return 1, as D4RL AntMaze: score = 100 * success.
         score_min=0.0,
         score_max=1.0,
+        formats=MappingProxyType({"minari": DataFormat(make_env)}),
     )
 
 
-TASKS: dict[str, Task] = {task.name: task for task in map(_pointmaze_task, pointmaze.MAZES)}
+# ----- AntMaze -----
+
+
+def _antmaze_task(dataset: str) -> Task:
+    maze = antmaze.DATASETS[dataset]
+    name = f"antmaze-{dataset}"
+    return Task(
+        name=name,
+        description=f"AntMaze {maze} ({antmaze.MAZES[maze].gym_id}), fixed goal, sparse reward; data: Minari "
+        f"D4RL/antmaze/{dataset}-v1 (default; scores not comparable to D4RL's) or a D4RL {name}-v2.hdf5 file",
+        preset="antmaze",
+        make_env=functools.partial(antmaze.make_env, maze, "minari"),
+        load_dataset=functools.partial(_load_default, name),
+        reward_scale=10.0,
+        reward_bias=-5.0,
+        sparse_reward=True,
+        failure_reward=0.0,
+        score_min=0.0,
+        score_max=1.0,
+        default_dataset=f"D4RL/antmaze/{dataset}-v1",
+        builtin=False,
+        formats=MappingProxyType({
+            "minari": DataFormat(functools.partial(antmaze.make_env, maze, "minari"), antmaze.minari_terminals_at_goal),
+            "d4rl": DataFormat(functools.partial(antmaze.make_env, maze, "d4rl")),
+        }),
+    )
+
+
+# ----- Adroit binary -----
+
+
+def _adroit_task(hand: str) -> Task:
+    spec = adroit.HANDS[hand]
+    make_env = functools.partial(adroit.make_env, hand)
+    name = f"{hand}-binary"
+    return Task(
+        name=name,
+        description=f"{spec.gym_id} binary (0 at success, -1 otherwise; episode ends at success), authors' data "
+        f"filter on; data: Minari D4RL/{hand}/cloned-v2 (default) or human/expert, or a D4RL {hand}-*.hdf5 file",
+        preset="adroit",
+        make_env=make_env,
+        load_dataset=functools.partial(_load_default, name),
+        # {-1, 0} -> {-5, +5} (ALGORITHM.md section 6).
+        reward_scale=10.0,
+        reward_bias=5.0,
+        sparse_reward=True,
+        failure_reward=-1.0,
+        score_min=spec.score_min,
+        score_max=spec.score_max,
+        default_dataset=f"D4RL/{hand}/cloned-v2",
+        builtin=False,
+        formats=MappingProxyType({
+            layout: DataFormat(make_env, adroit.binary_rewards(layout), (key,))
+            for layout, key in adroit.SUCCESS_INFO_KEYS.items()
+        }),
+        dataset_filter=adroit.filter_binary,
+        filter_by_default=True,
+        score_reward_info="dense_reward",
+    )
+
+
+# ----- FrankaKitchen -----
+
+
+def _kitchen_task(variant: str) -> Task:
+    name = f"kitchen-{variant}"
+    return Task(
+        name=name,
+        description=f"FrankaKitchen-v1, tasks {', '.join(kitchen.TASKS[variant])}; data: Minari "
+        f"D4RL/kitchen/{variant}-v2 (default) or a D4RL {name}-v0.hdf5 file",
+        preset="kitchen",
+        make_env=functools.partial(kitchen.make_env, variant, "minari"),
+        load_dataset=functools.partial(_load_default, name),
+        reward_scale=1.0,
+        reward_bias=-5.0,
+        sparse_reward=True,
+        failure_reward=0.0,
+        score_min=0.0,
+        score_max=4.0,
+        default_dataset=f"D4RL/kitchen/{variant}-v2",
+        builtin=False,
+        formats=MappingProxyType({
+            layout: DataFormat(functools.partial(kitchen.make_env, variant, layout)) for layout in ("minari", "d4rl")
+        }),
+    )
+
+
+# ----- Manipulation (OGBench, built in) -----
+
+
+def _manipulation_task(domain: str) -> Task:
+    make_env = functools.partial(manipulation.make_env, domain)
+    spec = manipulation.DOMAINS[domain]
+    failure = float(-spec.subgoals)
+    return Task(
+        name=domain,
+        description=f"OGBench {manipulation.task_env_id(domain)} (default task), episode ends at success; "
+        "noisy oracle play data generated locally (built in; needs calql[manipulation])",
+        preset="manipulation",
+        make_env=make_env,
+        load_dataset=lambda size, seed: manipulation.load_or_generate(domain, size, seed),
+        reward_scale=1.0,
+        reward_bias=0.0,
+        sparse_reward=True,
+        failure_reward=failure,
+        # Return is -(unsolved subgoals) per step: 100 = solved at once, 0 = nothing ever solved.
+        # OGBench's own metric is the success rate.
+        score_min=failure * spec.max_episode_steps,
+        score_max=0.0,
+        formats=MappingProxyType({"minari": DataFormat(make_env)}),
+    )
+
+
+def _all_tasks() -> dict[str, Task]:
+    tasks = [_pointmaze_task(maze) for maze in pointmaze.MAZES]
+    tasks += [_antmaze_task(dataset) for dataset in antmaze.DATASETS]
+    tasks += [_adroit_task(hand) for hand in adroit.HANDS]
+    tasks += [_kitchen_task(variant) for variant in kitchen.TASKS]
+    tasks += [_manipulation_task(domain) for domain in manipulation.DOMAINS]
+    return {task.name: task for task in tasks}
+
+
+TASKS: dict[str, Task] = _all_tasks()
+
+
+def task_names() -> list[str]:
+    """Every task name: the built-in PointMaze tasks first, then the others, each group sorted."""
+    return sorted(TASKS, key=lambda name: (not name.startswith("pointmaze-"), name))
 
 
 def get_task(name: str) -> Task:
     """The registered task `name`; UnknownTaskError listing the accepted names otherwise."""
     if name not in TASKS:
-        raise UnknownTaskError(f"--task: unknown task {name!r}; accepted: {', '.join(sorted(TASKS))}")
+        raise UnknownTaskError(f"--task: unknown task {name!r}; accepted: {', '.join(task_names())}")
     return TASKS[name]
+
+
+def guess_task(source: str) -> str | None:
+    """The task a dataset most likely belongs to, from its Minari id or file name, or None.
+
+    'D4RL/antmaze/umaze-diverse-v1' and 'antmaze-umaze-diverse-v2.hdf5' -> antmaze-umaze-diverse;
+    'D4RL/pen/human-v2' and 'pen-cloned-v1.hdf5' -> pen-binary; 'D4RL/kitchen/mixed-v2' ->
+    kitchen-mixed; calql's cached ids 'calql/pointmaze-umaze-...' -> pointmaze-umaze.
+    """
+    source = source.strip().rstrip("/")
+    if source.lower().endswith((".hdf5", ".h5", ".hdf")) or source.startswith(("/", ".", "~")):
+        words = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # a file: its name
+    else:
+        words = "-".join(part for part in source.split("/") if part.upper() != "D4RL" and part != "calql")
+    for hand in adroit.HANDS:
+        if words.startswith(f"{hand}-"):
+            return f"{hand}-binary"
+    matches = [name for name in TASKS if words == name or words.startswith(name + "-")]
+    return max(matches, key=len) if matches else None

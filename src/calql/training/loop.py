@@ -16,9 +16,10 @@ from rich.console import Console
 
 from calql.agent.acting import calibration_stats, deterministic_action, sample_action
 from calql.agent.state import AgentState, create_agent
-from calql.agent.update import update
-from calql.config import TrainConfig, config_from_dict, differences, validate
+from calql.agent.update import update, update_seeds
+from calql.config import ConfigError, TrainConfig, config_from_dict, differences, validate
 from calql.data.replay import OnlineBuffer, episode_transitions, gather, offline_transitions, sample_stack
+from calql.data import sources
 from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task, get_task
@@ -96,33 +97,60 @@ def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
     )
 
 
-def _updates(run: Run, num_updates: int) -> dict[str, float]:
-    """num_updates gradient steps in fixed-size scanned calls (the last one padded)."""
-    size = run.config.updates_per_call
-    totals: dict[str, float] = defaultdict(float)
-    for start in range(0, num_updates, size):
-        active = np.arange(size) < num_updates - start
-        with _Timer(run.timers, "sample"):
-            batches = sample_stack(run.rng, run.offline, run.buffer, size, run.config.batch_size, run.config.mixing_ratio)
-        with _Timer(run.timers, "update"):
-            run.state, metrics = update(run.state, jax.device_put(batches), jax.device_put(active))
-            metrics = mean_metrics(metrics)
-        for key, value in metrics.items():
-            totals[key] += value * active.sum() / num_updates
-    run.counters.gradient_steps += num_updates
-    return {**totals, "gradient_steps": run.counters.gradient_steps, "calibrated": float(run.state.calibrate)}
+def _empty_stack(run: Run, size: int) -> Transitions:
+    """Zero batches for an agent with nothing to learn in this call (no sampling, no RNG use)."""
+    shape = (size, run.config.batch_size)
+    return Transitions(*(np.zeros(shape + field.shape[1:], field.dtype) for field in run.offline))
+
+
+def _scanned_call(runs: list[Run], batches: list[Transitions], actives: list[np.ndarray]) -> list[dict]:
+    """One compiled call: the plain update for one agent, the vmapped one for several seeds."""
+    if len(runs) == 1:
+        runs[0].state, metrics = update(runs[0].state, jax.device_put(batches[0]), jax.device_put(actives[0]))
+        return [mean_metrics(metrics)]
+    stacked = Transitions(*(np.stack(fields) for fields in zip(*batches)))
+    states, metrics = update_seeds([run.state for run in runs], jax.device_put(stacked), jax.device_put(np.stack(actives)))
+    for run, state in zip(runs, states):
+        run.state = state
+    metrics = {key: np.asarray(value) for key, value in metrics.items()}
+    return [{key: float(value[i]) for key, value in metrics.items()} for i in range(len(runs))]
+
+
+def _updates(runs: list[Run], counts: list[int]) -> list[dict[str, float]]:
+    """counts[i] gradient steps for runs[i], in fixed-size scanned calls (the last ones padded)."""
+    size = runs[0].config.updates_per_call
+    totals: list[dict[str, float]] = [defaultdict(float) for _ in runs]
+    for start in range(0, max(counts), size):
+        actives = [np.arange(size) < count - start for count in counts]
+        with _Timer(runs[0].timers, "sample"):
+            batches = [
+                sample_stack(run.rng, run.offline, run.buffer, size, run.config.batch_size, run.config.mixing_ratio)
+                if active.any() else _empty_stack(run, size)
+                for run, active in zip(runs, actives)
+            ]
+        with _Timer(runs[0].timers, "update"):
+            call_metrics = _scanned_call(runs, batches, actives)
+        for total, metrics, active, count in zip(totals, call_metrics, actives, counts):
+            for key, value in metrics.items():
+                total[key] += value * active.sum() / max(count, 1)
+    results = []
+    for run, total, count in zip(runs, totals, counts):
+        run.counters.gradient_steps += count
+        results.append({**total, "gradient_steps": run.counters.gradient_steps, "calibrated": float(run.state.calibrate)})
+    return results
 
 
 def _evaluate(run: Run, phase: str, step: int) -> dict:
     with _Timer(run.timers, "evaluate"):
         actor = run.state.actor
-        result = evaluate(run.eval_env, lambda obs: np.asarray(deterministic_action(actor, obs)), run.config.eval_episodes)
-        result["normalized_score"] = float(run.task.normalized_score(result["return"]))
+        result = evaluate(run.eval_env, lambda obs: np.asarray(deterministic_action(actor, obs)),
+                          run.config.eval_episodes, run.task.score_reward_info)
+        result["normalized_score"] = float(run.task.normalized_score(result.pop("score_return")))
         result.update(mean_metrics(calibration_stats(run.state, run.calibration_batch)))
         if run.counters.online_successes:
             result["cumulative_regret"] = 1.0 - float(np.mean(run.counters.online_successes))
     row = run.log.record(f"{phase}/eval", step, result)
-    run.report(row)
+    run.report({**row, "seed": run.config.seed})
     return row
 
 
@@ -131,27 +159,35 @@ def _due(done: int, before: int, every: int) -> bool:
     return every > 0 and done // every > before // every
 
 
-def _offline_phase(run: Run) -> None:
-    cfg, counters = run.config, run.counters
+def _offline_phase(runs: list[Run]) -> None:
+    """All runs step in lockstep: the same chunks, evaluations and checkpoints."""
+    cfg, lead = runs[0].config, runs[0].counters
     every = cfg.offline_eval_every or max(cfg.offline_steps, 1)
-    progress = PhaseProgress(run.console, "offline gradient steps", cfg.offline_steps, counters.offline_done)
-    while counters.offline_done < cfg.offline_steps:
-        before = counters.offline_done
+    progress = PhaseProgress(runs[0].console, _label("offline gradient steps", runs), cfg.offline_steps, lead.offline_done)
+    while lead.offline_done < cfg.offline_steps:
+        before = lead.offline_done
         boundaries = [every - before % every, cfg.offline_steps - before, cfg.updates_per_call * 10]
         if cfg.checkpoint_every:
             boundaries.append(cfg.checkpoint_every - before % cfg.checkpoint_every)
-        metrics = _updates(run, min(boundaries))
-        counters.offline_done += min(boundaries)
-        done = counters.offline_done
-        run.log.record("offline/train", done, metrics)
-        progress.update(done, metrics)
-        if done % every == 0 or done == cfg.offline_steps:
-            counters.offline_result = _evaluate(run, "offline", done)
-        if _due(done, before, cfg.checkpoint_every) or done == cfg.offline_steps:
-            _save_checkpoint(run)
+        chunk = min(boundaries)
+        all_metrics = _updates(runs, [chunk] * len(runs))
+        for run, metrics in zip(runs, all_metrics):
+            run.counters.offline_done += chunk
+            done = run.counters.offline_done
+            run.log.record("offline/train", done, metrics)
+            if done % every == 0 or done == cfg.offline_steps:
+                run.counters.offline_result = _evaluate(run, "offline", done)
+            if _due(done, before, cfg.checkpoint_every) or done == cfg.offline_steps:
+                _save_checkpoint(run)
+        progress.update(lead.offline_done, all_metrics[0])
     progress.close()
-    if counters.offline_result is None:
-        counters.offline_result = _evaluate(run, "offline", 0)
+    for run in runs:
+        if run.counters.offline_result is None:
+            run.counters.offline_result = _evaluate(run, "offline", 0)
+
+
+def _label(text: str, runs: list[Run]) -> str:
+    return text if len(runs) == 1 else f"{text} ({len(runs)} seeds)"
 
 
 def _collect_episode(run: Run) -> tuple[Transitions, bool]:
@@ -183,25 +219,43 @@ def _start_online(run: Run) -> None:
         run.counters.next_eval = cfg.eval_every
 
 
-def _online_phase(run: Run) -> None:
+def _collect(run: Run) -> tuple[int, bool]:
+    """One episode into the run's buffer: (its length, success)."""
+    transitions, success = _collect_episode(run)
+    run.buffer.add(transitions)
+    run.counters.online_successes.append(success)
+    run.counters.online_done += transitions.size
+    return transitions.size, success
+
+
+def _after_updates(run: Run, before: int, length: int, success: bool, metrics: dict) -> None:
+    """Record, evaluate and checkpoint once an episode's updates are done."""
     cfg, counters = run.config, run.counters
-    progress = PhaseProgress(run.console, "online env steps", cfg.online_steps, counters.online_done)
-    counters.final_result = counters.final_result or counters.offline_result
-    while counters.online_done < cfg.online_steps:
-        before = counters.online_done
-        transitions, success = _collect_episode(run)
-        run.buffer.add(transitions)
-        counters.online_successes.append(success)
-        counters.online_done += transitions.size
-        metrics = _updates(run, transitions.size * cfg.utd)
-        run.log.record("online/train", counters.online_done,
-                       {**metrics, "episode_success": float(success), "episode_length": transitions.size})
-        progress.update(counters.online_done, metrics)
-        if counters.online_done >= counters.next_eval or counters.online_done >= cfg.online_steps:
-            counters.final_result = _evaluate(run, "online", counters.online_done)
-            counters.next_eval = (counters.online_done // cfg.eval_every + 1) * cfg.eval_every
-        if _due(counters.online_done, before, cfg.checkpoint_every) or counters.online_done >= cfg.online_steps:
-            _save_checkpoint(run)
+    run.log.record("online/train", counters.online_done,
+                   {**metrics, "episode_success": float(success), "episode_length": length})
+    if counters.online_done >= counters.next_eval or counters.online_done >= cfg.online_steps:
+        counters.final_result = _evaluate(run, "online", counters.online_done)
+        counters.next_eval = (counters.online_done // cfg.eval_every + 1) * cfg.eval_every
+    if _due(counters.online_done, before, cfg.checkpoint_every) or counters.online_done >= cfg.online_steps:
+        _save_checkpoint(run)
+
+
+def _online_phase(runs: list[Run]) -> None:
+    """Rounds: each unfinished run collects one episode, then every run takes len * UTD updates
+    in one (vmapped) call; finished runs idle with zero updates so the compiled shape stays."""
+    cfg = runs[0].config
+    progress = PhaseProgress(runs[0].console, _label("online env steps", runs), cfg.online_steps,
+                             min(run.counters.online_done for run in runs))
+    for run in runs:
+        run.counters.final_result = run.counters.final_result or run.counters.offline_result
+    while any(run.counters.online_done < cfg.online_steps for run in runs):
+        befores = [run.counters.online_done for run in runs]
+        episodes = [_collect(run) if before < cfg.online_steps else (0, False) for run, before in zip(runs, befores)]
+        all_metrics = _updates(runs, [length * cfg.utd for length, _ in episodes])
+        for run, before, (length, success), metrics in zip(runs, befores, episodes, all_metrics):
+            if length:
+                _after_updates(run, before, length, success, metrics)
+        progress.update(min(run.counters.online_done for run in runs), all_metrics[0])
     progress.close()
 
 
@@ -254,7 +308,7 @@ def _resume_config(config: TrainConfig) -> TrainConfig:
 
 
 def _open_run(config: TrainConfig, console: Console, report: Callable[[dict], None], timers: dict) -> Run:
-    task = get_task(config.task)
+    task = sources.bind(get_task(config.task), config.dataset, config.filter_dataset)
     with _Timer(timers, "dataset"):
         offline = load_offline_data(task, config)
     agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -279,6 +333,28 @@ def _open_run(config: TrainConfig, console: Console, report: Callable[[dict], No
     return run
 
 
+def _finish(run: Run, start: float) -> RunResult:
+    counters = run.counters
+    final = counters.final_result or counters.offline_result
+    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
+    result = RunResult(str(run.log.path), counters.offline_result, final, regret, time.perf_counter() - start,
+                       dict(run.timers))
+    run.log.write_summary(dataclasses.asdict(result))
+    run.log.close()
+    run.checkpoints.close()
+    return result
+
+
+def _train_population(runs: list[Run], start: float) -> list[RunResult]:
+    _offline_phase(runs)
+    if runs[0].config.online_steps > 0:
+        for run in runs:
+            if run.env is None:
+                _start_online(run)
+        _online_phase(runs)
+    return [_finish(run, start) for run in runs]
+
+
 def train(
     config: TrainConfig, report: Callable[[dict], None] = lambda row: None, console: Console | None = None
 ) -> RunResult:
@@ -287,18 +363,24 @@ def train(
     config = validate(config)
     if config.resume:
         config = _resume_config(config)
-    timers: dict[str, float] = defaultdict(float)
-    run = _open_run(config, console or Console(), report, timers)
-    _offline_phase(run)
-    if config.online_steps > 0:
-        if run.env is None:
-            _start_online(run)
-        _online_phase(run)
-    counters = run.counters
-    final = counters.final_result or counters.offline_result
-    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
-    result = RunResult(str(run.log.path), counters.offline_result, final, regret, time.perf_counter() - start, dict(timers))
-    run.log.write_summary(dataclasses.asdict(result))
-    run.log.close()
-    run.checkpoints.close()
-    return result
+    run = _open_run(config, console or Console(), report, defaultdict(float))
+    return _train_population([run], start)[0]
+
+
+def train_seeds(
+    config: TrainConfig, seeds: list[int], report: Callable[[dict], None] = lambda row: None,
+    console: Console | None = None,
+) -> list[RunResult]:
+    """Independent agents for several seeds in one process: each has its own parameters, RNGs,
+    online buffer, environments and run directory (resumable alone as a single-seed run), and
+    all share one compiled, vmapped update per call."""
+    start = time.perf_counter()
+    config = validate(config)
+    if config.resume:
+        raise ConfigError("--resume cannot be combined with --seeds: resume each seed's run directory on its own")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds must be distinct, got {seeds}")
+    console = console or Console()
+    runs = [_open_run(dataclasses.replace(config, seed=seed, seeds=()), console, report, defaultdict(float))
+            for seed in seeds]
+    return _train_population(runs, start)

@@ -1,0 +1,371 @@
+"""Offline dataset sources: local Minari datasets, D4RL-layout HDF5 files, built-in generated data.
+
+`parse_source` tells the three apart; `read_minari` / `read_d4rl` turn a source into flat
+transition arrays (observations, actions, rewards, next_observations, terminals, timeouts, plus
+any requested `infos/<key>` arrays); `check_transitions` rejects data that does not fit the
+task's environment; `bind` returns a task whose `make_env` and `load_dataset` use the source.
+
+Every reading or checking failure is a `DatasetError`: one line that names the file or dataset,
+the field, and what to do. Nothing here downloads: a Minari id must already be on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from calql.errors import CalqlError
+
+if TYPE_CHECKING:
+    from calql.envs.tasks import DataFormat, Task
+
+FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
+HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
+ACTION_TOLERANCE = 1e-4
+"""Actions this far outside the bounds are float noise and get clipped; further out is an error."""
+
+
+class DatasetError(CalqlError):
+    """A dataset that cannot be used; the one-line message names the source, the field and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a dataset comes from: kind 'builtin' (generated), 'minari' (an id) or 'd4rl' (a path)."""
+
+    kind: Literal["builtin", "minari", "d4rl"]
+    ref: str = ""
+
+    def __str__(self) -> str:
+        return "built-in generated dataset" if self.kind == "builtin" else self.ref
+
+
+def parse_source(spec: str) -> Source:
+    """'' or 'builtin' -> built-in; an existing file or a *.hdf5 / path-like name -> D4RL HDF5;
+    anything else -> a Minari dataset id (e.g. D4RL/antmaze/umaze-v1)."""
+    spec = spec.strip()
+    if spec in ("", "builtin"):
+        return Source("builtin")
+    path = Path(spec).expanduser()
+    path_like = spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(HDF5_SUFFIXES)
+    if path_like or path.is_file():
+        return Source("d4rl", str(path))
+    return Source("minari", spec)
+
+
+# ----- Minari -----
+
+
+def minari_root() -> Path:
+    """The local Minari datasets folder (MINARI_DATASETS_PATH, or ~/.minari/datasets)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
+
+
+def minari_missing_message(dataset_id: str) -> str:
+    return (
+        f"Minari dataset {dataset_id!r} is not in {minari_root()} (nothing is downloaded at run time); "
+        f"on a machine with internet run `minari download {dataset_id}`, then copy its folder "
+        f"(~/.minari/datasets/{dataset_id}) to {minari_root() / dataset_id} or point MINARI_DATASETS_PATH at its root"
+    )
+
+
+def open_minari(dataset_id: str):
+    """The local MinariDataset `dataset_id`; DatasetError if absent or unreadable."""
+    import minari
+
+    if not (minari_root() / dataset_id / "data").is_dir():
+        raise DatasetError(minari_missing_message(dataset_id))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return minari.load_dataset(dataset_id)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as err:
+        raise DatasetError(
+            f"Minari dataset {dataset_id!r} in {minari_root() / dataset_id} is unreadable ({type(err).__name__}: "
+            f"{_first_line(err)}); delete that folder and copy or download it again"
+        ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+def _episode_infos(infos, keys: tuple[str, ...], steps: int) -> dict[str, np.ndarray]:
+    """infos[key] per step (Minari stores N+1 entries, the first from reset: dropped)."""
+    out = {}
+    for key in keys:
+        if isinstance(infos, dict) and key in infos:
+            values = np.asarray(infos[key])
+            out[key] = values[1:] if len(values) == steps + 1 else values[:steps]
+    return out
+
+
+def read_minari(dataset_id: str, observation_space: gym.Space | None = None,
+                info_keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Flat transitions of a local Minari dataset.
+
+    Each episode holds observations[N+1] and actions/rewards/terminations/truncations[N]:
+    observations are obs[:-1] and next_observations obs[1:] *per episode*, so no episode is
+    shifted against its actions. Dict observations are flattened with `flatten_observation`
+    and `observation_space` (the environment's), the same rule as the env wrapper.
+    """
+    dataset = open_minari(dataset_id)
+    space = observation_space if observation_space is not None else dataset.observation_space
+    columns: dict[str, list[np.ndarray]] = {field: [] for field in FIELDS}
+    info_columns: dict[str, list[np.ndarray]] = {key: [] for key in info_keys}
+    try:
+        for episode in dataset.iterate_episodes():
+            steps = len(episode.actions)
+            obs = _flat_episode_observations(space, episode.observations, dataset_id)
+            if len(obs) != steps + 1:
+                raise DatasetError(
+                    f"Minari dataset {dataset_id!r}, episode {episode.id}: field observations has {len(obs)} rows "
+                    f"for {steps} actions (expected {steps + 1}); the dataset is damaged: copy it again"
+                )
+            columns["observations"].append(obs[:-1])
+            columns["next_observations"].append(obs[1:])
+            columns["actions"].append(np.asarray(episode.actions, np.float32).reshape(steps, -1))
+            columns["rewards"].append(np.asarray(episode.rewards, np.float32))
+            columns["terminals"].append(np.asarray(episode.terminations, bool))
+            columns["timeouts"].append(np.asarray(episode.truncations, bool))
+            for key, values in _episode_infos(episode.infos, info_keys, steps).items():
+                info_columns[key].append(values)
+    except (OSError, KeyError, TypeError) as err:
+        raise DatasetError(
+            f"Minari dataset {dataset_id!r} in {minari_root() / dataset_id} is unreadable ({type(err).__name__}: "
+            f"{_first_line(err)}); delete that folder and copy or download it again"
+        ) from err
+    if not columns["rewards"]:
+        raise DatasetError(f"Minari dataset {dataset_id!r} has no episodes; use a dataset with data in it")
+    data = {field: np.concatenate(parts) for field, parts in columns.items()}
+    for key, parts in info_columns.items():
+        if len(parts) == len(columns["rewards"]):
+            data[f"infos/{key}"] = np.concatenate(parts)
+    # A Minari episode always ends: at a termination or (otherwise) a truncation.
+    ends = np.cumsum([len(r) for r in columns["rewards"]]) - 1
+    data["timeouts"][ends] |= ~data["terminals"][ends]
+    return data
+
+
+def _flat_episode_observations(space: gym.Space, observations, dataset_id: str) -> np.ndarray:
+    from calql.envs.common import flatten_observation
+
+    try:
+        return flatten_observation(space, observations)
+    except KeyError as err:
+        raise DatasetError(
+            f"Minari dataset {dataset_id!r}: field observations has no key {err.args[0]!r} that the environment's "
+            f"observations have; use a dataset recorded on the task's environment"
+        ) from err
+    except (ValueError, TypeError) as err:
+        raise DatasetError(
+            f"Minari dataset {dataset_id!r}: field observations does not fit the environment's observation space "
+            f"({_first_line(err)}); use a dataset recorded on the task's environment"
+        ) from err
+
+
+# ----- D4RL HDF5 -----
+
+
+def read_d4rl(path: str | Path, info_keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Flat transitions of a D4RL-layout HDF5 file (observations, actions, rewards, terminals,
+    timeouts; optional next_observations and infos/<key>).
+
+    Without next_observations, next_observations[t] = observations[t+1]; a row whose successor
+    is another episode (a time-out, or the last row) and that is not terminal has no next
+    observation and is dropped (as d4rl.qlearning_dataset does); the row before it becomes the
+    episode's time-out.
+    """
+    import h5py
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file; give the path of a D4RL-layout .hdf5 file or a local Minari id")
+    try:
+        with h5py.File(path, "r") as file:
+            missing = [key for key in D4RL_REQUIRED if key not in file]
+            if missing:
+                raise DatasetError(
+                    f"{path}: field {missing[0]!r} is missing (D4RL layout needs {', '.join(D4RL_REQUIRED)}); "
+                    "write the file with those datasets at its top level"
+                )
+            raw = {key: file[key][()] for key in (*D4RL_REQUIRED, "next_observations") if key in file}
+            for key in info_keys:
+                if f"infos/{key}" in file:
+                    raw[f"infos/{key}"] = file[f"infos/{key}"][()]
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise DatasetError(
+            f"{path}: not a readable HDF5 file ({_first_line(err)}); the file is truncated, corrupt or not HDF5: "
+            "copy or download it again"
+        ) from err
+    return _d4rl_transitions(raw, path)
+
+
+def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    n = len(raw["rewards"])
+    for key, values in raw.items():
+        if len(values) != n:
+            raise DatasetError(f"{path}: field {key!r} has {len(values)} rows but rewards has {n}; "
+                               "every dataset in the file must have one row per transition")
+    if n == 0:
+        raise DatasetError(f"{path}: the dataset is empty (0 transitions); use a file with data in it")
+    data = {
+        "observations": raw["observations"].reshape(n, -1),
+        "actions": raw["actions"].reshape(n, -1),
+        "rewards": raw["rewards"].reshape(n).astype(np.float32),
+        "terminals": raw["terminals"].reshape(n).astype(bool),
+        "timeouts": raw["timeouts"].reshape(n).astype(bool),
+        **{key: values for key, values in raw.items() if key.startswith("infos/")},
+    }
+    if "next_observations" in raw:
+        data["next_observations"] = raw["next_observations"].reshape(n, -1)
+        return data
+    observations = data["observations"]
+    data["next_observations"] = np.concatenate([observations[1:], observations[-1:]])
+    episode_end = data["timeouts"].copy()
+    episode_end[-1] = True
+    keep = ~episode_end | data["terminals"]
+    # The row before a dropped one ends its episode (it was followed by the dropped time-out).
+    dropped = np.flatnonzero(~keep)
+    before = dropped[dropped > 0] - 1
+    data["timeouts"][before[keep[before]]] = True
+    return {key: values[keep] for key, values in data.items()}
+
+
+# ----- checks -----
+
+
+def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> dict[str, np.ndarray]:
+    """Reject data that does not fit `env` (shapes, bounds, NaN/inf, empty).
+
+    Returns the six fields as float32 / bool (actions clipped to the bounds when only float noise
+    lies outside) and any other keys (infos/<key>) unchanged.
+    """
+    missing = [field for field in FIELDS if field not in data]
+    if missing:
+        raise DatasetError(f"{name}: field {missing[0]!r} is missing; the dataset needs {', '.join(FIELDS)}")
+    n = len(data["rewards"])
+    if n == 0:
+        raise DatasetError(f"{name}: the dataset is empty (0 transitions); use a dataset with data in it")
+    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    for field, shape in (("observations", obs_shape), ("next_observations", obs_shape), ("actions", act_shape)):
+        if tuple(data[field].shape[1:]) != tuple(shape) or len(data[field]) != n:
+            raise DatasetError(
+                f"{name}: field {field!r} has shape {tuple(data[field].shape)} but the environment "
+                f"{_env_name(env)} needs ({n}, {', '.join(map(str, shape))}); use a dataset recorded on this "
+                "task's environment (check --task)"
+            )
+    out = {}
+    for field in ("observations", "actions", "rewards", "next_observations"):
+        values = np.asarray(data[field], np.float32)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DatasetError(f"{name}: field {field!r} has {int(bad.sum())} NaN or infinite values "
+                               f"(first at row {row}); remove or repair those transitions")
+        out[field] = values
+    out["actions"] = _checked_actions(out["actions"], env.action_space, name)
+    out["terminals"] = np.asarray(data["terminals"], bool).reshape(n)
+    out["timeouts"] = np.asarray(data["timeouts"], bool).reshape(n)
+    return {**data, **out}  # extra keys (infos/<key>) pass through for the task's relabelling
+
+
+def _checked_actions(actions: np.ndarray, space: gym.spaces.Box, name: str) -> np.ndarray:
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    outside = (actions < low - ACTION_TOLERANCE) | (actions > high + ACTION_TOLERANCE)
+    if outside.any():
+        row, col = map(int, np.argwhere(outside)[0])
+        raise DatasetError(
+            f"{name}: field 'actions' has {int(outside.any(axis=1).sum())} rows outside the action bounds "
+            f"[{low.min():g}, {high.max():g}] (first: row {row}, dimension {col}, value {actions[row, col]:g}); "
+            "rescale the actions to the environment's bounds, or use the matching task"
+        )
+    return np.clip(actions, low, high)
+
+
+def _env_name(env: gym.Env) -> str:
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+
+def source_space(env: gym.Env) -> gym.Space | None:
+    """The raw (Dict) observation space under a FlatObservation wrapper, if `env` has one."""
+    from calql.envs.common import FlatObservation
+
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, FlatObservation):
+            return env.source_space
+        env = env.env
+    return None
+
+
+# ----- binding a task to a source -----
+
+
+def read_source(source: Source, fmt: DataFormat, env: gym.Env) -> dict[str, np.ndarray]:
+    """Raw flat arrays of a Minari / D4RL source, read for `fmt` (its info keys, its env's space)."""
+    if source.kind == "minari":
+        return read_minari(source.ref, source_space(env), fmt.info_keys)
+    return read_d4rl(source.ref, fmt.info_keys)
+
+
+def load_source(task: Task, source: Source, filter_dataset: bool | None = None) -> dict[str, np.ndarray]:
+    """Read, check, prepare (the format's relabelling), optionally filter, and check again one source."""
+    fmt = format_for(task, source)
+    env = fmt.make_env(None)
+    name = str(source)
+    try:
+        data = check_transitions(read_source(source, fmt, env), env, name)
+        if fmt.prepare is not None:
+            data = fmt.prepare(data, name)
+        use_filter = task.filter_by_default if filter_dataset is None else filter_dataset
+        if use_filter and task.dataset_filter is not None:
+            data = task.dataset_filter(data, name)
+        checked = check_transitions(data, env, name)
+    finally:
+        env.close()
+    return {field: checked[field] for field in FIELDS}
+
+
+def format_for(task: Task, source: Source) -> DataFormat:
+    if source.kind not in task.formats:
+        accepted = ", ".join(_kind_names(task)) or "its built-in dataset only"
+        raise DatasetError(f"--dataset {source}: task {task.name} cannot read a {_KIND_WORDS[source.kind]}; "
+                           f"it accepts {accepted}")
+    return task.formats[source.kind]
+
+
+_KIND_WORDS = {"builtin": "built-in dataset", "minari": "Minari dataset", "d4rl": "D4RL HDF5 file"}
+
+
+def _kind_names(task: Task) -> list[str]:
+    names = [_KIND_WORDS[kind] + "s" for kind in ("minari", "d4rl") if kind in task.formats]
+    return (["'builtin'"] if task.builtin else []) + names
+
+
+def bind(task: Task, dataset: str = "", filter_dataset: bool | None = None) -> Task:
+    """`task` with `make_env` and `load_dataset` for the source `dataset` ('' = the task's default).
+
+    The environment follows the source's layout (e.g. D4RL AntMaze files are in D4RL's frame,
+    Minari's in Gymnasium-Robotics'), so the policy sees the same observations online as offline.
+    """
+    source = parse_source(dataset or task.default_dataset)
+    if source.kind == "builtin":
+        if not task.builtin:
+            raise DatasetError(f"--dataset builtin: task {task.name} has no built-in dataset; "
+                               f"it accepts {', '.join(_kind_names(task))}")
+        return task
+    fmt = format_for(task, source)
+    return dataclasses.replace(
+        task, make_env=fmt.make_env, load_dataset=lambda size, seed: load_source(task, source, filter_dataset),
+        builtin=False, default_dataset=str(source),
+    )

@@ -1,0 +1,82 @@
+"""Pieces shared by the domain modules: one observation-flattening rule for datasets and
+environments, and wrappers that give every task float32 vectors and info["success"].
+
+`flatten_observation` is the single definition of how a (possibly nested) Dict observation
+becomes a vector. The dataset loaders call it on whole arrays (leading batch axis) and
+`FlatObservation` calls it on one observation, so the two can never disagree. The order is
+gymnasium's (`gym.spaces.flatten`): the Dict space's key order, depth first.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+def flatten_observation(space: gym.Space, observation) -> np.ndarray:
+    """float32 (..., flatdim) from a Box / (nested) Dict observation with any leading batch axes."""
+    if isinstance(space, spaces.Dict):
+        parts = [flatten_observation(sub, observation[key]) for key, sub in space.spaces.items()]
+        return np.concatenate(parts, axis=-1)
+    if isinstance(space, spaces.Box):
+        array = np.asarray(observation, dtype=np.float32)
+        batch_axes = array.ndim - len(space.shape)
+        if batch_axes < 0 or array.shape[batch_axes:] != space.shape:
+            raise ValueError(f"observation of shape {array.shape} does not fit the space's shape {space.shape}")
+        return array.reshape(array.shape[:batch_axes] + (-1,))
+    raise TypeError(f"cannot flatten observations of a {type(space).__name__} space (Box and Dict only)")
+
+
+def flat_keys(space: gym.Space, prefix: str = "") -> list[tuple[str, int]]:
+    """(key path, width) of each block of the flat vector, in order (e.g. 'achieved_goal/kettle', 7)."""
+    if isinstance(space, spaces.Dict):
+        return [item for key, sub in space.spaces.items() for item in flat_keys(sub, f"{prefix}{key}/")]
+    return [(prefix.rstrip("/") or "observation", int(np.prod(space.shape)))]
+
+
+def float32_box(size: int) -> spaces.Box:
+    return spaces.Box(-np.inf, np.inf, (size,), np.float32)
+
+
+class FlatObservation(gym.ObservationWrapper):
+    """Observations as float32 vectors: `flatten_observation` of the wrapped env's space."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.source_space = env.observation_space
+        self.observation_space = float32_box(int(spaces.flatdim(env.observation_space)))
+
+    def observation(self, observation):
+        return flatten_observation(self.source_space, observation)
+
+
+class MapObservation(gym.ObservationWrapper):
+    """Observations through `fn` (a vectorised map to float32 vectors of width `size`)."""
+
+    def __init__(self, env: gym.Env, fn: Callable[[object], np.ndarray], size: int):
+        super().__init__(env)
+        self._fn = fn
+        self.observation_space = float32_box(size)
+
+    def observation(self, observation):
+        return np.asarray(self._fn(observation), dtype=np.float32)
+
+
+def make_quietly(env_id: str, **kwargs) -> gym.Env:
+    """gym.make without the "out of date, upgrade to v5" notice: calql pins the versions its
+    datasets were recorded with (Minari's AntMaze data is AntMaze_*-v4)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*out of date.*")
+        return gym.make(env_id, **kwargs)
+
+
+def seeded(env: gym.Env, seed: int | None) -> gym.Env:
+    """Seed the first reset and the action space when `seed` is given (the tasks' convention)."""
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
