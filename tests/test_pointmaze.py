@@ -8,6 +8,8 @@ import minari
 import numpy as np
 import pytest
 
+from calql.data.sources import DatasetError
+
 from calql.envs import pointmaze as pm
 
 DATA_MAZE = "medium"
@@ -208,6 +210,6 @@ def test_corrupt_cache_is_a_one_line_error_naming_the_path(tmp_path, monkeypatch
     pm.load_or_generate("umaze", 500, seed=0)
     path = minari.storage.get_dataset_path(pm.dataset_id("umaze", 500, 0))
     (path / "data" / "main_data.hdf5").write_bytes(b"not an hdf5 file")
-    with pytest.raises(RuntimeError, match="delete") as err:
+    with pytest.raises(DatasetError, match="delete") as err:
         pm.load_or_generate("umaze", 500, seed=0)
     assert str(path) in str(err.value) and "\n" not in str(err.value)

@@ -16,17 +16,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import shutil
-import sys
-import warnings
-from pathlib import Path
 
 import gymnasium as gym
-import minari
 import numpy as np
 from gymnasium.wrappers import FilterObservation, FlattenObservation, TransformObservation
-from minari.data_collector import EpisodeBuffer
-from minari.storage import get_dataset_path
+
+from calql.envs import cache
 
 SUCCESS_RADIUS = 0.45
 """Distance (m) from the goal at which PointMaze counts success (its own sparse-reward rule)."""
@@ -332,97 +327,20 @@ def dataset_id(maze: str, num_transitions: int, seed: int) -> str:
     return f"calql/pointmaze-{maze}-stitch-n{num_transitions}-s{seed}-v0"
 
 
-def _episode_buffers(data: dict[str, np.ndarray]) -> list[EpisodeBuffer]:
-    """Split the flat dataset at timeouts into Minari episodes (L+1 observations, L steps each).
-
-    Terminals stay as per-step `terminations` inside an episode (D4RL antmaze style): the
-    scripted episode went on after reaching the goal, so they do not end it.
-    """
-    ends = np.flatnonzero(data["timeouts"]) + 1
-    starts = np.concatenate([[0], ends[:-1]])
-    return [
-        EpisodeBuffer(
-            id=i,
-            observations=np.concatenate([data["observations"][s:e], data["next_observations"][e - 1 : e]]),
-            actions=data["actions"][s:e],
-            rewards=data["rewards"][s:e],
-            terminations=data["terminals"][s:e],
-            truncations=data["timeouts"][s:e],
-        )
-        for i, (s, e) in enumerate(zip(starts, ends))
-    ]
-
-
-def _write_minari(maze: str, dataset_name: str, data: dict[str, np.ndarray]) -> None:
-    """Store `data` as a Minari HDF5 dataset; removes the half-written directory on failure."""
-    env = make_env(maze)
-    description = (
-        f"calql PointMaze stitching data on {maze_spec(maze).gym_id}: BFS waypoint PD controller "
-        f"(kp={KP}, kd={KD}, action noise std={ACTION_NOISE_STD}) between random cells; "
-        f"rewards and terminations for the fixed goal cell {maze_spec(maze).goal_cell}."
-    )
-    try:
-        # Minari warns about provenance fields (permalink, env spec) a local cache does not have.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            minari.create_dataset_from_buffers(
-                dataset_id=dataset_name,
-                buffer=_episode_buffers(data),
-                observation_space=env.observation_space,
-                action_space=env.action_space,
-                algorithm_name="scripted BFS waypoint controller",
-                author="calql",
-                description=description,
-                data_format="hdf5",
-            )
-    except BaseException:
-        shutil.rmtree(get_dataset_path(dataset_name), ignore_errors=True)
-        raise
-    finally:
-        env.close()
-
-
-def _flat_from_episodes(episodes) -> dict[str, np.ndarray]:
-    """Rebuild the flat dataset dict from Minari episodes (inverse of `_episode_buffers`)."""
-    episodes = list(episodes)
-    return {
-        "observations": np.concatenate([ep.observations[:-1] for ep in episodes]).astype(np.float32),
-        "actions": np.concatenate([ep.actions for ep in episodes]).astype(np.float32),
-        "next_observations": np.concatenate([ep.observations[1:] for ep in episodes]).astype(np.float32),
-        "rewards": np.concatenate([ep.rewards for ep in episodes]).astype(np.float32),
-        "terminals": np.concatenate([ep.terminations for ep in episodes]).astype(bool),
-        "timeouts": np.concatenate([ep.truncations for ep in episodes]).astype(bool),
-    }
-
-
-def _corrupt_cache_message(path: Path, why: str) -> str:
-    return f"corrupt dataset cache at {path} ({why}); delete that directory to regenerate it"
-
-
-def _load_minari(dataset_name: str, path: Path, num_transitions: int) -> dict[str, np.ndarray]:
-    """Load a cached dataset; a one-line RuntimeError naming `path` if it is unreadable or wrong."""
-    try:
-        data = _flat_from_episodes(minari.load_dataset(dataset_name).iterate_episodes())
-        intact = len(data["rewards"]) == num_transitions and bool(data["timeouts"][-1])
-    except (OSError, ValueError, KeyError, TypeError, AssertionError) as err:
-        raise RuntimeError(_corrupt_cache_message(path, type(err).__name__)) from err
-    if not intact:
-        raise RuntimeError(_corrupt_cache_message(path, "wrong number of transitions"))
-    return data
-
-
 def load_or_generate(maze: str, num_transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """`generate_dataset(maze, num_transitions, seed)`, cached as a Minari dataset.
+    """`generate_dataset(maze, num_transitions, seed)`, cached as a local Minari dataset.
 
     Stored under MINARI_DATASETS_PATH (Minari's default, ~/.minari/datasets, if unset). Only
     the local cache is used: no network access.
     """
-    maze_spec(maze)
-    dataset_name = dataset_id(maze, num_transitions, seed)
-    path = get_dataset_path(dataset_name)
-    if path.exists():
-        return _load_minari(dataset_name, path, num_transitions)
-    print(f"generating {dataset_name} at {path} (first run only)", file=sys.stderr)
-    data = generate_dataset(maze, num_transitions, seed)
-    _write_minari(maze, dataset_name, data)
-    return data
+    spec = maze_spec(maze)
+    description = (
+        f"calql PointMaze stitching data on {spec.gym_id}: BFS waypoint PD controller "
+        f"(kp={KP}, kd={KD}, action noise std={ACTION_NOISE_STD}) between random cells; "
+        f"rewards and terminations for the fixed goal cell {spec.goal_cell}."
+    )
+    return cache.load_or_generate(
+        dataset_id(maze, num_transitions, seed), num_transitions,
+        generate=lambda: generate_dataset(maze, num_transitions, seed), make_env=lambda: make_env(maze),
+        algorithm="scripted BFS waypoint controller", description=description,
+    )
