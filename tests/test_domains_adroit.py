@@ -101,7 +101,7 @@ def test_d4rl_adroit_binary_filtered_and_returns(tmp_path, monkeypatch):
     np.testing.assert_array_equal(transitions.rewards[:5], [-5, -5, -5, 5, 5])
     np.testing.assert_allclose(transitions.mc_returns[3:5], [5, 5])
     np.testing.assert_allclose(transitions.mc_returns[2], -5 + 0.99 * 5, rtol=1e-6)
-    short_train(task, tmp_path / "run", monkeypatch)
+    short_train(task, tmp_path / "run")
 
 
 def test_missing_success_flag_is_a_one_line_error(tmp_path):

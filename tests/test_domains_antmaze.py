@@ -121,9 +121,9 @@ def test_d4rl_antmaze_file_loads_and_transforms(tmp_path):
 
 
 def test_short_runs_on_both_frames(minari_umaze, tmp_path, monkeypatch):
-    short_train(minari_umaze, tmp_path / "minari_run", monkeypatch)
+    short_train(minari_umaze, tmp_path / "minari_run")
     env = antmaze.make_env("umaze", "d4rl")
     path = str(tmp_path / "antmaze-umaze-v2.hdf5")
     recording.record_d4rl(path, env, recording.random_policy(env.action_space), [30, 30])
-    result = short_train(sources.bind(tasks.get_task("antmaze-umaze"), path), tmp_path / "d4rl_run", monkeypatch)
-    assert result.offline["length"] == antmaze.MAZES["umaze"].max_episode_steps
+    result = short_train(sources.bind(tasks.get_task("antmaze-umaze"), path), tmp_path / "d4rl_run")
+    assert result["length"] == antmaze.MAZES["umaze"].max_episode_steps

@@ -1,33 +1,34 @@
 """Shared helpers of the per-domain tests (test_domains_*.py): a short training run and the
 return checks. No tests here."""
 
-import dataclasses
 import math
 
 import numpy as np
 
-from calql.config import PRESETS
 from calql.data.replay import offline_transitions
 from calql.data.returns import transform_rewards
 
 
-def short_train(task, tmp_path, monkeypatch, offline_steps=20, dataset_size=1):
-    """A few Cal-QL gradient steps and one evaluation episode on `task` (bound to its dataset),
-    through calql.training.loop.train with tiny networks."""
-    from calql.training import loop
+def short_train(task, tmp_path, offline_steps=20, dataset_size=1):
+    """A few Cal-QL gradient steps and one evaluation episode through the real command line:
+    `calql train --task NAME --dataset SOURCE` with tiny networks (SOURCE = the task's bound data)."""
+    import json
+    from pathlib import Path
 
-    monkeypatch.setattr(loop, "get_task", lambda name: task)
-    preset = PRESETS[task.preset]
-    config = dataclasses.replace(
-        preset, task=task.name, offline_steps=offline_steps, online_steps=0, eval_episodes=1, batch_size=16,
-        updates_per_call=10, dataset_size=dataset_size, run_dir=str(tmp_path), tensorboard=False,
-        checkpoint_every=10**9,
-        agent=dataclasses.replace(preset.agent, critic_hidden_dims=(16, 16), policy_hidden_dims=(16, 16)),
-    )
-    result = loop.train(config)
-    assert result.offline["step"] == offline_steps and math.isfinite(result.offline["normalized_score"])
-    assert 0.0 <= result.offline["success"] <= 1.0
-    return result
+    from calql.cli import main
+
+    args = [
+        "train", "--task", task.name, "--dataset", task.default_dataset, "--offline-steps", str(offline_steps),
+        "--online-steps", "0", "--eval-episodes", "1", "--batch-size", "16", "--updates-per-call", "10",
+        "--dataset-size", str(dataset_size), "--run-dir", str(tmp_path), "--no-tensorboard", "--checkpoint-every", "0",
+        "--agent.critic-hidden-dims", "16", "16", "--agent.policy-hidden-dims", "16", "16",
+    ]
+    assert main(args) == 0
+    (run_dir,) = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
+    offline = json.loads((run_dir / "summary.json").read_text())["offline"]
+    assert offline["step"] == offline_steps and math.isfinite(offline["normalized_score"])
+    assert 0.0 <= offline["success"] <= 1.0
+    return offline
 
 
 def offline_returns(task, data, discount=0.99):

@@ -69,4 +69,4 @@ def test_short_run_and_score(tmp_path, monkeypatch):
     recording.record_d4rl(path, d4rl_env, recording.random_policy(d4rl_env.action_space), [10, 10])
     task = sources.bind(tasks.get_task("kitchen-complete"), path)
     assert task.normalized_score(4.0) == 100.0 and task.sparse_failure_reward == -5.0
-    short_train(task, tmp_path / "run", monkeypatch)
+    short_train(task, tmp_path / "run")

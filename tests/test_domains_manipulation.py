@@ -53,4 +53,4 @@ def test_builtin_cache_round_trip_and_short_run(tmp_path, monkeypatch, capsys):
     transitions = offline_returns(task, generated)
     if not (generated["rewards"] == 0).any():  # no success: the all-failure rule
         np.testing.assert_allclose(transitions.mc_returns, -1 / (1 - 0.99), rtol=1e-6)
-    short_train(task, tmp_path / "run", monkeypatch, dataset_size=150)
+    short_train(task, tmp_path / "run", dataset_size=150)
