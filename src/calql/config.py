@@ -105,6 +105,10 @@ class TrainConfig:
     """Seed of built-in generated datasets (separate from --seed, so all seeds share the data)."""
     updates_per_call: int = 100
     """Gradient steps scanned in one compiled call (a performance knob, not a hyperparameter)."""
+    matmul_precision: Literal["default", "float32", "tensorfloat32", "bfloat16"] = "default"
+    """Matrix-multiply precision of the compiled functions: on GPUs 'tensorfloat32' or 'bfloat16'
+    trade accuracy for speed (see benchmarks/update_throughput.py --precisions); 'default' is
+    the backend's choice."""
     run_dir: str = "runs"
     """Folder under which each run makes its own run directory (configuration, metrics, checkpoints)."""
     resume: str = ""

@@ -346,12 +346,14 @@ def _finish(run: Run, start: float) -> RunResult:
 
 
 def _train_population(runs: list[Run], start: float) -> list[RunResult]:
-    _offline_phase(runs)
-    if runs[0].config.online_steps > 0:
-        for run in runs:
-            if run.env is None:
-                _start_online(run)
-        _online_phase(runs)
+    precision = runs[0].config.matmul_precision
+    with jax.default_matmul_precision(None if precision == "default" else precision):
+        _offline_phase(runs)
+        if runs[0].config.online_steps > 0:
+            for run in runs:
+                if run.env is None:
+                    _start_online(run)
+            _online_phase(runs)
     return [_finish(run, start) for run in runs]
 
 
