@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark suite on a CUDA GPU machine (no network there: jax with CUDA preinstalled).
+# Writes every figure to one file, ${OUT:-.}/gpu_benchmarks.txt, in about 5 minutes.
+#
+#   bash benchmarks/gpu_suite.sh
+#
+# 1. updates/s of one agent and of 8 vmapped agents (aggregate), AntMaze / Adroit / default
+#    configurations, full fp32 matmuls;
+# 2. the AntMaze configuration under each matmul precision, with the final losses after the same
+#    updates on the same batches (the precision's effect on the losses).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-.}/gpu_benchmarks.txt"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+python=${PYTHON:-python3}
+{
+  echo "# calql GPU benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  "$python" -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__)"
+  echo "## single agent vs 8 vmapped agents (fp32)"
+  "$python" benchmarks/update_throughput.py --settings antmaze adroit pointmaze --seeds 1 8 --precisions float32 \
+    --windows 5 --updates-per-call 100 --calls-per-window 20
+  echo "## matmul precision (AntMaze configuration, one agent)"
+  "$python" benchmarks/update_throughput.py --settings antmaze --seeds 1 \
+    --precisions float32 tensorfloat32 bfloat16 default --windows 5 --updates-per-call 100 --calls-per-window 20
+} 2>&1 | tee "$out"
