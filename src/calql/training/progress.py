@@ -42,7 +42,7 @@ class PhaseProgress:
             self.bar.update(self.task, completed=min(done, self.total), rate=f"{self.rate:.0f}/s", metrics=_summary(metrics))
         elif time.perf_counter() - self.last_plain >= self.plain_every_s or done >= self.total:
             self.last_plain = time.perf_counter()
-            remaining = (self.total - done) / self.rate if self.rate > 0 else float("nan")
+            remaining = max(self.total - done, 0) / self.rate if self.rate > 0 else float("nan")
             self.console.print(f"{self.label}: {done}/{self.total}  {self.rate:.0f}/s  eta {remaining:.0f} s  "
                                f"{_summary(metrics)}", markup=False, highlight=False)
 
