@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite on a CUDA GPU machine (no network there: jax with CUDA preinstalled).
-# Writes every figure to one file, ${OUT:-.}/gpu_benchmarks.txt, in about 5 minutes.
+# Writes every figure to one file, ${OUT:-.}/gpu_benchmarks.txt, in about 6 minutes on an H200
+# (compilation is most of it: ~20-60 s per configuration).
 #
 #   bash benchmarks/gpu_suite.sh
 #
@@ -19,8 +20,8 @@ python=${PYTHON:-python3}
   "$python" -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__)"
   echo "## single agent vs 8 vmapped agents (fp32)"
   "$python" benchmarks/update_throughput.py --settings antmaze adroit pointmaze --seeds 1 8 --precisions float32 \
-    --windows 5 --updates-per-call 100 --calls-per-window 20
-  echo "## matmul precision (AntMaze configuration, one agent)"
+    --windows 3 --updates-per-call 100 --calls-per-window 10
+  echo "## matmul precision (AntMaze configuration, one agent; bfloat16 and default matched tensorfloat32 on an H200)"
   "$python" benchmarks/update_throughput.py --settings antmaze --seeds 1 \
-    --precisions float32 tensorfloat32 bfloat16 default --windows 5 --updates-per-call 100 --calls-per-window 20
+    --precisions tensorfloat32 bfloat16 --windows 3 --updates-per-call 100 --calls-per-window 10
 } 2>&1 | tee "$out"
