@@ -61,9 +61,9 @@ def load_policy(path: Path):
 
 def _enable_rgb_rendering(env) -> None:
     """Turn on rgb_array rendering of an env built without a render mode (and of the env it wraps)."""
-    from calql.training.checkpoint import _seeded_envs
+    from calql.envs.common import env_stack
 
-    for inner in _seeded_envs(env):
+    for inner in env_stack(env):
         inner.render_mode = "rgb_array"
 
 

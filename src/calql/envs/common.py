@@ -80,3 +80,10 @@ def seeded(env: gym.Env, seed: int | None) -> gym.Env:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def env_stack(env: gym.Env) -> list[gym.Env]:
+    """The unwrapped env and any env it holds (PointMaze and AntMaze hold the robot's own env,
+    with its own RNG and renderer)."""
+    base = env.unwrapped
+    return [base] + [value for value in vars(base).values() if isinstance(value, gym.Env)]

@@ -19,6 +19,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from calql.agent.state import AgentState
+from calql.envs.common import env_stack
 from calql.errors import CalqlError
 
 CHECKPOINT_FOLDER = "checkpoints"
@@ -83,19 +84,13 @@ def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
     return np.random.Generator(bit_generator)
 
 
-def _seeded_envs(env: gym.Env) -> list[gym.Env]:
-    """The unwrapped env and any env it holds (PointMaze holds a point_env with its own RNG)."""
-    base = env.unwrapped
-    return [base] + [value for value in vars(base).values() if isinstance(value, gym.Env)]
-
-
 def env_rng_states(env: gym.Env) -> list[dict]:
     """RNG states of an environment stack: at an episode boundary, all its future depends on."""
-    return [generator_state(e.np_random) for e in _seeded_envs(env)]
+    return [generator_state(e.np_random) for e in env_stack(env)]
 
 
 def set_env_rng_states(env: gym.Env, states: list[dict]) -> None:
-    for e, state in zip(_seeded_envs(env), states, strict=True):
+    for e, state in zip(env_stack(env), states, strict=True):
         e.np_random = generator_from_state(state)
 
 
