@@ -83,6 +83,13 @@ class TrainConfig:
     """Fraction of each online batch drawn from the offline dataset (the rest from online data)."""
     utd: int = 1
     """Update-to-data ratio: gradient steps per online environment step."""
+    reference: Literal["mc", "learned"] = "mc"
+    """Reference value of the Cal-QL bound on the offline data: 'mc' = Monte-Carlo returns-to-go;
+    'learned' = a value network fitted to the behaviour policy's value by TD(0) on the dataset
+    before pre-training (paper section 7.3). Online episodes always use their exact returns;
+    --algo cql has no bound and ignores it."""
+    reference_steps: int = 50_000
+    """Gradient steps of the learned reference's fit (critic widths and learning rate, batch size)."""
     calibrate_online: bool = True
     """Keep the Cal-QL bound during fine-tuning, with online Monte-Carlo returns (authors).
     False switches it off online (CORL's behaviour)."""
@@ -184,7 +191,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in ("offline_steps", "online_steps"):
         value = getattr(config, name)
         _check(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    for name in ("batch_size", "utd", "eval_every", "eval_episodes", "dataset_size", "updates_per_call"):
+    _check(config.reference in ("mc", "learned"), f"--reference: unknown {config.reference!r}; accepted: mc, learned")
+    for name in ("batch_size", "utd", "reference_steps", "eval_every", "eval_episodes", "dataset_size", "updates_per_call"):
         value = getattr(config, name)
         _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}")
     _check(config.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {config.checkpoint_every}")

@@ -23,7 +23,7 @@ from calql.data import sources
 from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task, get_task
-from calql.training import checkpoint
+from calql.training import checkpoint, reference
 from calql.training.metrics import RunLog, mean_metrics, new_run_dir, read_config
 from calql.training.progress import PhaseProgress
 from calql.training.rollout import evaluate, run_episode
@@ -326,11 +326,29 @@ def _open_run(config: TrainConfig, console: Console, report: Callable[[dict], No
         raise checkpoint.CheckpointError(f"--resume {config.resume}: no readable checkpoint in {run_dir / checkpoint.CHECKPOINT_FOLDER}; start a new run")
     meta = restored[2] if restored else {}
     log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"))
+    calibration_batch = gather(offline, calibration_rows)  # keeps the true MC returns for the diagnostic
+    if config.reference == "learned" and config.algo == "calql":
+        offline = _with_learned_reference(offline, config, calibration_rows, log, timers)
     run = Run(config, task, state, offline, log, np.random.default_rng(config.seed), act_key,
-              gather(offline, calibration_rows), eval_env, console, report, checkpoints, timers=timers)
+              calibration_batch, eval_env, console, report, checkpoints, timers=timers)
     if restored:
         _restore(run, restored)
     return run
+
+
+def _with_learned_reference(offline: Transitions, config: TrainConfig, probe_rows: np.ndarray, log: RunLog,
+                            timers: dict) -> Transitions:
+    """The offline data with its MC returns replaced by the fitted behaviour value; a resumed run
+    reuses the values its first attempt saved instead of fitting again."""
+    values = reference.load_values(log.path, offline.size) if config.resume else None
+    if values is None:
+        # fold_in leaves the agent's and the actor's key streams as they are without a reference.
+        key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+        with _Timer(timers, "reference"):
+            values = reference.fit_reference(offline, config, key, probe_rows,
+                                             lambda step, metrics: log.record("offline/reference", step, metrics))
+        reference.save_values(log.path, values)
+    return offline._replace(mc_returns=values)
 
 
 def _finish(run: Run, start: float) -> RunResult:
