@@ -219,3 +219,29 @@ def test_compare_runs_end_to_end(tmp_path):
         assert float(results[run.algo]["regret"]) == run.summary["regret"]
     assert len(list((tmp_path / "figures").glob("*.png"))) == 4
     assert load_run(runs[0].path).summary == runs[0].summary
+
+
+def _synthetic_run(offline_score: float, online: list[tuple[int, float]], **config) -> "RunData":
+    from calql.reporting.runs import RunData
+
+    rows = [{"phase": "offline/eval", "step": 100, "normalized_score": offline_score}]
+    rows += [{"phase": "online/eval", "step": step, "normalized_score": score} for step, score in online]
+    settings = {"task": "t", "algo": "calql", "seed": 0, "online_steps": 10_000, "eval_every": 500, **config}
+    return RunData(Path("x"), settings, rows, None)
+
+
+def test_finetuning_dip_is_the_drop_within_the_first_tenth():
+    from calql.reporting.runs import finetuning_dip
+
+    # Evaluations due at 500 and 1000 (taken at the end of the episodes past them) are in the window.
+    run = _synthetic_run(80.0, [(530, 60.0), (1040, 50.0), (1510, 10.0), (10_000, 90.0)])
+    assert finetuning_dip(run) == 30.0
+    assert finetuning_dip(_synthetic_run(80.0, [(530, 85.0), (1040, 90.0)])) == 0.0
+    assert np.isnan(finetuning_dip(_synthetic_run(80.0, [(1510, 10.0)])))
+
+
+def test_method_label_tells_the_learned_reference_apart():
+    assert _synthetic_run(0.0, [], reference="learned").algo == "calql-learned"
+    assert _synthetic_run(0.0, [], reference="mc").algo == "calql"
+    assert _synthetic_run(0.0, [], algo="cql", reference="learned").algo == "cql"
+    assert _synthetic_run(0.0, []).algo == "calql"  # run directories written before --reference existed

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from calql.errors import CalqlError
-from calql.reporting.runs import ALGO_ORDER
 
+COMPARED = ("calql", "cql")
 RESERVED = ("--algo", "--seed", "--run-dir", "--resume")
 """Train options compare sets itself."""
 
@@ -56,7 +56,7 @@ def plan(args: list[str]):
     configs = [
         parse_train_args([*overrides, "--task", task, "--algo", algo, "--seed", str(seed),
                           "--run-dir", str(out / "runs")])
-        for seed in range(options.seeds) for task in dict.fromkeys(options.task) for algo in ALGO_ORDER
+        for seed in range(options.seeds) for task in dict.fromkeys(options.task) for algo in COMPARED
     ]
     for config in configs:
         get_task(config.task)

@@ -14,7 +14,7 @@ from calql.reporting.runs import ALGO_NAMES, Curve, RunData, offline_curve, onli
 BAND = "mean over seeds, shaded: 95% bootstrap CI of the mean"
 ZOOM_FRACTION = 0.25
 ZOOM_MIN_POINTS = 5
-COLORS = {"calql": "C0", "cql": "C1"}
+COLORS = {"calql": "C0", "cql": "C1", "calql-learned": "C2"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,15 +13,17 @@ import numpy as np
 import calql
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
-from calql.reporting.runs import ALGO_NAMES, RunData, group_runs
+from calql.reporting.runs import ALGO_NAMES, RunData, finetuning_dip, group_runs
 
 RESULTS = {
     "offline_score": "score after pre-training",
     "final_score": "score after fine-tuning",
     "regret": "cumulative regret",
+    "dip": "fine-tuning dip",
 }
-"""Column -> heading. Scores are normalized (0-100); regret is in [0, 1], lower is better."""
-DIGITS = {"offline_score": 1, "final_score": 1, "regret": 3}
+"""Column -> heading. Scores are normalized (0-100); regret is in [0, 1], lower is better; the dip
+is the score at the start of fine-tuning minus the lowest in its first 10% (0 = no unlearning)."""
+DIGITS = {"offline_score": 1, "final_score": 1, "regret": 3, "dip": 1}
 """Decimals shown in the Markdown tables (the CSV files keep full precision)."""
 SETTINGS_IGNORED = {"seed", "algo", "task", "run_dir", "resume", "checkpoint_every", "keep_checkpoints",
                     "tensorboard", "wandb", "wandb_project"}
@@ -36,6 +38,7 @@ def run_results(run: RunData) -> dict[str, float] | None:
         "offline_score": run.summary["offline"]["normalized_score"],
         "final_score": run.summary["final"]["normalized_score"],
         "regret": run.summary["regret"],
+        "dip": finetuning_dip(run),
     }
 
 
@@ -87,10 +90,10 @@ def aggregate_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
                              "digits": DIGITS[key]})
     if {"calql", "cql"} <= set(algos):
         for key, heading in RESULTS.items():
-            sign = -1.0 if key == "regret" else 1.0  # lower regret is the improvement
+            sign = -1.0 if key in ("regret", "dip") else 1.0  # lower regret and dip are the improvement
             x, y = per_task("calql", key, sign), per_task("cql", key, sign)
             if all(s.size for s in x + y):
-                better = "lower" if key == "regret" else "higher"
+                better = "lower" if key in ("regret", "dip") else "higher"
                 rows.append({"statistic": f"P(Cal-QL {better} {heading} than CQL)", "algo": "Cal-QL vs CQL",
                              "value": stats.improvement_interval(x, y), "digits": 2})
     return rows
@@ -138,7 +141,8 @@ def _header(runs: list[RunData]) -> list[str]:
     lines = [f"# calql report ({len(runs)} runs)", "",
              f"calql {calql.__version__}. Intervals: 95% bootstrap confidence interval of the mean over seeds "
              f"({stats.RESAMPLES} resamples). Scores are normalized (0-100); cumulative regret is the mean of "
-             "(1 - success) over online episodes, lower is better.", "",
+             "(1 - success) over online episodes, lower is better. Fine-tuning dip: the score at the start of "
+             "fine-tuning minus the lowest evaluated score in its first 10% (0 = no unlearning).", "",
              f"Settings: {settings.get('offline_steps')} offline gradient steps, {settings.get('online_steps')} "
              f"online environment steps, {settings.get('eval_episodes')} evaluation episodes, dataset of "
              f"{settings.get('dataset_size')} transitions (dataset seed {settings.get('dataset_seed')}).", ""]

@@ -16,8 +16,9 @@ import numpy as np
 from calql.errors import CalqlError
 from calql.reporting.stats import curve_interval
 
-ALGO_NAMES = {"calql": "Cal-QL", "cql": "CQL"}
-ALGO_ORDER = ("calql", "cql")
+ALGO_NAMES = {"calql": "Cal-QL", "calql-learned": "Cal-QL (learned reference)", "cql": "CQL"}
+ALGO_ORDER = ("calql", "calql-learned", "cql")
+"""Methods as reports name and order them: an algorithm, and for Cal-QL its reference value."""
 REQUIRED_SETTINGS = ("task", "algo", "seed", "online_steps", "eval_every")
 
 
@@ -43,7 +44,8 @@ class RunData:
 
     @property
     def algo(self) -> str:
-        return self.config["algo"]
+        """The method: "calql", "cql", or "calql-learned" (Cal-QL with --reference learned)."""
+        return method(self.config)
 
     @property
     def seed(self) -> int:
@@ -66,6 +68,25 @@ class Curve:
     def interval(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean, low, high) per point: mean over seeds and its 95% bootstrap interval."""
         return curve_interval(self.values)
+
+
+def method(config: dict) -> str:
+    """A run configuration's method label (see ALGO_NAMES)."""
+    learned = config["algo"] == "calql" and config.get("reference", "mc") == "learned"
+    return "calql-learned" if learned else config["algo"]
+
+
+def finetuning_dip(run: "RunData", window: float = 0.1) -> float:
+    """Score at the start of fine-tuning minus the lowest evaluated score in its first `window`
+    fraction (ALGORITHM.md's "unlearning"); 0 when it never drops, NaN without evaluations there."""
+    offline, every = run.evals("offline"), run.config["eval_every"]
+    limit = window * run.config["online_steps"]
+    # An evaluation at step s was due at the multiple of eval_every it passed (module docstring).
+    early = [row["normalized_score"] for row in run.evals("online") if (row["step"] // every) * every <= limit]
+    if not offline or not early:
+        return float("nan")
+    start = offline[-1]["normalized_score"]
+    return max(0.0, start - min(early))
 
 
 def _read_metrics(path: Path) -> list[dict]:
