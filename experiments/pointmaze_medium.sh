@@ -16,17 +16,18 @@ CALQL=${CALQL:-.venv/bin/calql}
 COMMON=(--task pointmaze-medium --dataset-size 200000 --offline-steps 30000 --online-steps 20000 --eval-every 2000
         --offline-eval-every 5000 --eval-episodes 10 --reference-steps 20000 --checkpoint-every 10000
         --keep-checkpoints 1 --no-tensorboard --run-dir "$OUT/runs")
-METHODS=("--algo calql" "--algo calql --reference learned" "--algo cql")
+declare -A METHODS=([calql]="--algo calql" [calql-learned]="--algo calql --reference learned" [cql]="--algo cql")
 
 mkdir -p "$OUT"
 "$CALQL" datasets generate pointmaze-medium --size 200000  # once, before the parallel runs share it
 stream() {  # stream CORE: every other (seed, method) run, one after another, on one core
     local core=$1 index=0
     for seed in 0 1 2; do
-        for method in "${METHODS[@]}"; do
+        for method in calql calql-learned cql; do
             if (( index++ % 2 == core )); then
                 # shellcheck disable=SC2086
-                taskset -c "$core" "$CALQL" train "${COMMON[@]}" $method --seed "$seed"
+                taskset -c "$core" "$CALQL" train "${COMMON[@]}" ${METHODS[$method]} --seed "$seed" \
+                    --run-name "$method-s$seed"
             fi
         done
     done

@@ -22,9 +22,10 @@ COMMANDS = {
     "plot": "learning curves, fine-tuning zoom, calibration and regret figures from run directories",
     "compare": "run Cal-QL and CQL over seeds on one task and write a report",
     "datasets": "list built-in and local datasets, generate a built-in one, describe and check a dataset",
+    "sweep": "run a grid of tasks x methods x seeds on Ray (local or a cluster), resumable, with a report",
 }
 # Commands implemented in calql.commands.<module>.main(args) -> exit code.
-COMMAND_MODULES = {"eval": "evaluate", "plot": "plot", "compare": "compare", "datasets": "datasets"}
+COMMAND_MODULES = {"eval": "evaluate", "plot": "plot", "compare": "compare", "datasets": "datasets", "sweep": "sweep"}
 USAGE = f"usage: calql {{{','.join(COMMANDS)}}} [--help] ...\n" + "\n".join(
     f"  {name}: {doc}" for name, doc in COMMANDS.items()
 )

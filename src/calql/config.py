@@ -118,6 +118,8 @@ class TrainConfig:
     the backend's choice."""
     run_dir: str = "runs"
     """Folder under which each run makes its own run directory (configuration, metrics, checkpoints)."""
+    run_name: str = ""
+    """Name of the run directory under --run-dir (default: TASK-ALGO-sSEED-TIME); must not exist yet."""
     resume: str = ""
     """Continue the run in this run directory from its newest good checkpoint (other options must match)."""
     checkpoint_every: int = 5_000

@@ -25,7 +25,7 @@ RESULTS = {
 is the score at the start of fine-tuning minus the lowest in its first 10% (0 = no unlearning)."""
 DIGITS = {"offline_score": 1, "final_score": 1, "regret": 3, "dip": 1}
 """Decimals shown in the Markdown tables (the CSV files keep full precision)."""
-SETTINGS_IGNORED = {"seed", "algo", "task", "run_dir", "resume", "checkpoint_every", "keep_checkpoints",
+SETTINGS_IGNORED = {"seed", "algo", "reference", "task", "run_dir", "run_name", "resume", "checkpoint_every", "keep_checkpoints",
                     "tensorboard", "wandb", "wandb_project"}
 """Options that do not change results (or differ by design): not flagged when runs differ in them."""
 

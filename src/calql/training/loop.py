@@ -298,7 +298,7 @@ def _restore(run: Run, restored: tuple) -> None:
 def _resume_config(config: TrainConfig) -> TrainConfig:
     """The saved configuration, refusing any option that changed since the run started."""
     saved = config_from_dict(read_config(Path(config.resume)))
-    changed = differences(saved, config, ignore=("run_dir", "resume"))
+    changed = differences(saved, config, ignore=("run_dir", "run_name", "resume"))
     if changed:
         raise checkpoint.CheckpointError(
             f"--resume {config.resume}: options differ from the run's ({'; '.join(changed)}); "
@@ -320,6 +320,9 @@ def _open_run(config: TrainConfig, console: Console, report: Callable[[dict], No
     eval_env.reset(seed=config.seed + 1)
     resuming = bool(config.resume)
     run_dir = Path(config.resume) if resuming else new_run_dir(config)
+    if not resuming and (run_dir / "config.json").exists():
+        raise ConfigError(f"--run-name: {run_dir} already holds a run; resume it with --resume {run_dir} "
+                          "or choose another --run-name")
     checkpoints = checkpoint.manager(run_dir, config.keep_checkpoints)
     restored = checkpoint.restore_latest(checkpoints, state) if resuming else None
     if resuming and restored is None:

@@ -25,8 +25,9 @@ def _plain(value):
 
 
 def new_run_dir(config: TrainConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(config.run_dir) / f"{config.task}-{config.algo}-s{config.seed}-{stamp}"
+    """RUN_DIR/RUN_NAME, by default named after task, algorithm, seed and time."""
+    name = config.run_name or f"{config.task}-{config.algo}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(config.run_dir) / name
 
 
 def read_config(run_dir: Path) -> dict:
@@ -104,7 +105,10 @@ class RunLog:
         return row
 
     def write_summary(self, summary: dict) -> None:
-        (self.path / SUMMARY_FILE).write_text(json.dumps(_plain(summary), indent=2))
+        """Atomically: a summary.json that exists is complete (sweeps skip runs that have one)."""
+        partial = self.path / (SUMMARY_FILE + ".partial")
+        partial.write_text(json.dumps(_plain(summary), indent=2))
+        partial.replace(self.path / SUMMARY_FILE)
 
     def close(self) -> None:
         self._file.close()

@@ -1,0 +1,104 @@
+"""`calql sweep [SPEC.toml] [--tasks ...] [--methods ...] [--seeds ...] [train options...]`: a grid of
+`calql train` trials run on Ray (a local instance, or a cluster with --address), resumable, with an
+aggregated report; `calql sweep --report SWEEP_DIR` rewrites the report of a sweep folder."""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from calql.errors import CalqlError
+
+REPORT_FOLDER = "report"
+
+
+def build_parser(prog: str = "calql sweep") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, allow_abbrev=False,
+        description="Run every (task, method, seed) trial of a grid as its own `calql train` run on Ray, then "
+        "write a report (per task and method: offline and fine-tuned normalized score, cumulative regret and "
+        "fine-tuning dip with 95%% bootstrap intervals; across tasks: IQM and probability of improvement). "
+        "Running the same sweep again skips finished trials and resumes interrupted ones from their "
+        "checkpoints. Options not listed here are `calql train` options for every trial; they override the "
+        "specification's [options].",
+    )
+    parser.add_argument("spec", nargs="?", help="sweep specification (TOML: tasks, methods, seeds, [options])")
+    parser.add_argument("--tasks", nargs="+", help="tasks (override the specification's)")
+    parser.add_argument("--methods", nargs="+", help="methods: calql, calql-learned, cql (override the specification's)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (override the specification's)")
+    parser.add_argument("--out", help="sweep folder (default: runs/sweeps/<spec file name>, or a dated one)")
+    parser.add_argument("--address", help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of "
+                        "starting a local Ray sized to this machine")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial (default 1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial (default 0)")
+    parser.add_argument("--max-retries", type=int, default=3,
+                        help="times Ray reruns a trial whose worker died; each rerun resumes it (default 3)")
+    parser.add_argument("--dry-run", action="store_true", help="print the trials and what would happen; run nothing")
+    parser.add_argument("--report", metavar="SWEEP_DIR", help="only (re)write the report of this sweep folder")
+    return parser
+
+
+def plan(args: list[str]):
+    """Options -> (sweep folder, trials), every trial's options checked before anything runs."""
+    from calql.sweep.spec import Grid, SpecError, grid_from_spec, read_spec, trials
+
+    options, train_options = build_parser().parse_known_args(args)
+    if options.spec:
+        where = options.spec
+        grid = grid_from_spec(read_spec(Path(options.spec)), where)
+    else:
+        where, grid = "command line", Grid((), (), (), ())
+    unknown = [arg for arg in train_options if arg.startswith("-") and not arg.startswith("--")]
+    if unknown:
+        raise SpecError(f"command line: unknown option {unknown[0]!r}")
+    grid = Grid(tuple(options.tasks or grid.tasks), tuple(options.methods or grid.methods),
+                tuple(options.seeds if options.seeds is not None else grid.seeds),
+                grid.options + tuple(train_options))
+    default_out = f"runs/sweeps/{Path(options.spec).stem}" if options.spec else f"runs/sweeps/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    return options, Path(options.out or default_out), trials(grid, where)
+
+
+def write_sweep_report(sweep_dir: Path) -> Path:
+    from calql.reporting.report import write_report
+    from calql.reporting.runs import find_runs
+
+    trials_dir = Path(sweep_dir) / "trials"
+    runs = find_runs([trials_dir]) if trials_dir.is_dir() else []
+    if not runs:
+        raise CalqlError(f"{sweep_dir}: no trial has started yet (no run directories under {trials_dir})")
+    return write_report(runs, Path(sweep_dir) / REPORT_FOLDER)
+
+
+def _dry_run(sweep_dir: Path, trials) -> None:
+    from calql.sweep.trial import trial_state
+
+    print(f"sweep folder: {sweep_dir}   trials: {len(trials)}")
+    for trial in trials:
+        print(f"  {trial_state(sweep_dir, trial):6s} {trial.name}: calql train {' '.join(trial.args)}")
+
+
+def main(args: list[str]) -> int:
+    options = build_parser().parse_known_args(args)[0]
+    try:
+        if options.report:
+            print(f"report: {write_sweep_report(Path(options.report))}")
+            return 0
+        options, sweep_dir, trials = plan(args)
+        if options.dry_run:
+            _dry_run(sweep_dir, trials)
+            return 0
+        from calql.sweep.runner import run_sweep
+
+        start = time.perf_counter()
+        outcomes = run_sweep(sweep_dir, trials, options.address, options.cpus_per_trial, options.gpus_per_trial,
+                             options.max_retries, print_line=lambda line: print(line, flush=True))
+        failed = [o for o in outcomes if o["status"] == "failed"]
+        print(f"[sweep] finished in {time.perf_counter() - start:.0f} s; report: {write_sweep_report(sweep_dir)}")
+        if failed:
+            print(f"[sweep] {len(failed)} trial(s) failed; fix the cause and run the same command again "
+                  "(finished trials are kept)", file=sys.stderr)
+            return 1
+        return 0
+    except CalqlError as error:  # also caught by calql.cli; here for direct callers
+        print(f"calql: error: {error}", file=sys.stderr)
+        return 2

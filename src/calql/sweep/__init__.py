@@ -1,0 +1,1 @@
+"""Sweeps: grids of calql train trials on Ray."""

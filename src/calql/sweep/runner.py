@@ -1,0 +1,132 @@
+"""The sweep driver: every unfinished trial becomes a Ray task; Ray schedules them on the local
+machine or a cluster and retries a task whose worker died, and the retry resumes the trial from
+its checkpoints (sweep.trial). The driver reports progress and collects the outcomes."""
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from calql.sweep.spec import Trial
+from calql.sweep.trial import run_trial, trial_paths, trial_state
+
+FORWARDED_ENV = ("MINARI_DATASETS_PATH", "HF_HUB_OFFLINE", "JAX_PLATFORMS", "XLA_FLAGS", "MUJOCO_GL")
+"""Driver environment variables the workers get too (where datasets live, staying offline)."""
+MANIFEST = "sweep.json"
+
+
+def write_manifest(sweep_dir: Path, trials: list[Trial]) -> None:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"trials": [{"name": t.name, "task": t.task, "method": t.method, "seed": t.seed,
+                            "command": "calql train " + " ".join(t.args)} for t in trials]}
+    partial = sweep_dir / (MANIFEST + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2))
+    partial.replace(sweep_dir / MANIFEST)
+
+
+def pregenerate_datasets(trials: list[Trial]) -> None:
+    """Generate each built-in dataset once here, so parallel trials never race to write its cache."""
+    from calql.cli import parse_train_args
+    from calql.data import sources
+    from calql.envs.tasks import get_task
+
+    seen = set()
+    for trial in trials:
+        config = parse_train_args(list(trial.args))
+        key = (config.task, config.dataset, config.dataset_size, config.dataset_seed)
+        task = get_task(config.task)
+        if key in seen or not task.builtin or config.dataset not in ("", "builtin"):
+            continue
+        seen.add(key)
+        sources.bind(task, config.dataset, config.filter_dataset).load_dataset(config.dataset_size, config.dataset_seed)
+
+
+def _init_ray(address: str | None) -> bool:
+    """Join `address` or start a local Ray sized to this machine; False if Ray was already up."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+    ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
+             log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env} if env else None)
+    return True
+
+
+class Progress:
+    """Counts of done / running / failed / queued trials, printed when they change."""
+
+    def __init__(self, sweep_dir: Path, trials: list[Trial], print_line: Callable[[str], None]):
+        self.sweep_dir, self.print_line = sweep_dir, print_line
+        self.total, self.started = len(trials), time.time()
+        self.done: list[dict] = []
+        self.failed: list[dict] = []
+        self.last = ""
+
+    def running(self, pending: list[Trial]) -> int:
+        """Pending trials whose log this sweep has written to (the others wait for resources)."""
+        logs = [trial_paths(self.sweep_dir, trial)[1] for trial in pending]
+        return sum(log.is_file() and log.stat().st_mtime >= self.started - 1 for log in logs)
+
+    def finished(self, outcome: dict) -> None:
+        if outcome["status"] == "done":
+            self.done.append(outcome)
+            summary = outcome["summary"]
+            how = " (resumed)" if outcome.get("resumed") else ""
+            self.print_line(f"done{how}: {outcome['name']}: score {summary['offline']['normalized_score']:.1f} -> "
+                            f"{summary['final']['normalized_score']:.1f}, regret {summary['regret']:.3f}")
+        else:
+            self.failed.append(outcome)
+            self.print_line(f"FAILED: {outcome['name']}: {outcome['reason']} (log: {outcome['log']})")
+
+    def show(self, pending: list[Trial], skipped: int) -> None:
+        running = self.running(pending)
+        line = (f"[sweep] {len(self.done) + skipped}/{self.total} done, {running} running, "
+                f"{len(pending) - running} queued, {len(self.failed)} failed")
+        if line != self.last:
+            self.print_line(line)
+            self.last = line
+
+
+def run_sweep(sweep_dir: Path, trials: list[Trial], address: str | None = None, cpus_per_trial: float = 1.0,
+              gpus_per_trial: float = 0.0, max_retries: int = 3,
+              print_line: Callable[[str], None] = print) -> list[dict]:
+    """Run every trial not yet done; returns the outcomes of this invocation's trials (done ones
+    that were already finished are reported as skipped, not re-run)."""
+    import ray
+
+    sweep_dir = Path(sweep_dir).resolve()
+    write_manifest(sweep_dir, trials)
+    todo = [trial for trial in trials if trial_state(sweep_dir, trial) != "done"]
+    skipped = len(trials) - len(todo)
+    if skipped:
+        print_line(f"[sweep] {skipped} of {len(trials)} trials already finished: skipped")
+    if not todo:
+        return []
+    pregenerate_datasets(todo)
+    started_ray = _init_ray(address)
+    try:
+        task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=max_retries)(run_trial)
+        pending = {task.remote(str(sweep_dir), trial): trial for trial in todo}
+        progress = Progress(sweep_dir, trials, print_line)
+        outcomes = []
+        while pending:
+            progress.show(list(pending.values()), skipped)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+            for ref in ready:
+                trial = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as error:  # the worker died more than max_retries times
+                    run_dir, log = trial_paths(sweep_dir, trial)
+                    reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+                    outcome = {"name": trial.name, "status": "failed", "run_dir": str(run_dir), "log": str(log),
+                               "reason": reason}
+                outcomes.append(outcome)
+                progress.finished(outcome)
+        progress.show([], skipped)
+        return outcomes
+    finally:
+        if started_ray:
+            ray.shutdown()
