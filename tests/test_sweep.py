@@ -149,3 +149,14 @@ def test_command_line_grid_without_a_file(tmp_path, capsys):
                        "--out", str(tmp_path / "s"), "--dry-run"])
     assert code == 0
     assert "pointmaze-medium-cql-s4" in capsys.readouterr().out
+
+
+def test_one_cpu_trials_get_single_threaded_xla(monkeypatch):
+    from calql.sweep.runner import worker_env
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "/data/minari")
+    env = worker_env(1.0)
+    assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"
+    assert env["MINARI_DATASETS_PATH"] == "/data/minari"
+    assert worker_env(4.0)["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
