@@ -110,7 +110,8 @@ def print_summary(result, config: TrainConfig, console: Console) -> None:
                   f"run directory: {result.run_dir}")
 
 
-def _report_line(console: Console):
+def report_line(console: Console):
+    """One printed line per evaluation (the `report` callback of training.loop.train)."""
     def report(row: dict) -> None:
         extra = f"  regret {row['cumulative_regret']:.3f}" if "cumulative_regret" in row else ""
         console.print(
@@ -128,11 +129,11 @@ def train_command(args: list[str]) -> int:
     config = parse_train_args(args)
     console = Console()
     if config.seeds:
-        results = train_seeds(config, list(config.seeds), report=_report_line(console), console=console)
+        results = train_seeds(config, list(config.seeds), report=report_line(console), console=console)
         for seed, result in zip(config.seeds, results):
             print_summary(result, dataclasses.replace(config, seed=seed), console)
         return 0
-    result = train(config, report=_report_line(console), console=console)
+    result = train(config, report=report_line(console), console=console)
     print_summary(result, config, console)
     return 0
 

@@ -47,7 +47,7 @@ def run_trial(sweep_dir: str, trial: Trial) -> dict:
     """Run or continue one trial to its end; returns {"name", "status": done|failed, "run_dir",
     "log", "summary" | "reason"}. A failure of the trial itself (bad data, a diverged run) is
     returned, not raised: retrying would fail the same way. A killed worker is Ray's to retry."""
-    from calql.cli import parse_train_args
+    from calql.cli import parse_train_args, report_line
     from calql.training.loop import train
 
     run_dir, log_path = trial_paths(Path(sweep_dir), trial)
@@ -67,7 +67,8 @@ def run_trial(sweep_dir: str, trial: Trial) -> dict:
                 config = parse_train_args(args)
             except SystemExit:  # tyro's way to reject options; the spec check makes this rare
                 raise ValueError(f"calql train rejected the options: {' '.join(args)}") from None
-            result = train(config, console=Console(file=log, force_terminal=False, width=120))
+            console = Console(file=log, force_terminal=False, width=120)
+            result = train(config, report=report_line(console), console=console)
         except BaseException as error:
             if not isinstance(error, Exception):
                 raise  # KeyboardInterrupt / SystemExit: let the worker stop
