@@ -160,3 +160,10 @@ def test_one_cpu_trials_get_single_threaded_xla(monkeypatch):
     assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"
     assert env["MINARI_DATASETS_PATH"] == "/data/minari"
     assert worker_env(4.0)["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+
+
+def test_train_options_with_values_on_the_command_line(tmp_path, capsys):
+    code = sweep.main(["--tasks", "pointmaze-umaze", "--methods", "calql", "--seeds", "0", "--offline-steps", "2000",
+                       "--out", str(tmp_path / "s"), "--dry-run"])
+    assert code == 0
+    assert "--offline-steps 2000" in capsys.readouterr().out

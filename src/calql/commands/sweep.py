@@ -12,7 +12,7 @@ from calql.errors import CalqlError
 REPORT_FOLDER = "report"
 
 
-def build_parser(prog: str = "calql sweep") -> argparse.ArgumentParser:
+def build_parser(prog: str = "calql sweep", with_spec: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, allow_abbrev=False,
         description="Run every (task, method, seed) trial of a grid as its own `calql train` run on Ray, then "
@@ -22,7 +22,9 @@ def build_parser(prog: str = "calql sweep") -> argparse.ArgumentParser:
         "checkpoints. Options not listed here are `calql train` options for every trial; they override the "
         "specification's [options].",
     )
-    parser.add_argument("spec", nargs="?", help="sweep specification (TOML: tasks, methods, seeds, [options])")
+    if with_spec:  # for --help; _parse takes the specification off the front itself
+        parser.add_argument("spec", nargs="?", help="sweep specification (TOML: tasks, methods, seeds, [options]); "
+                            "if given, it comes first")
     parser.add_argument("--tasks", nargs="+", help="tasks (override the specification's)")
     parser.add_argument("--methods", nargs="+", help="methods: calql, calql-learned, cql (override the specification's)")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (override the specification's)")
@@ -42,7 +44,7 @@ def plan(args: list[str]):
     """Options -> (sweep folder, trials), every trial's options checked before anything runs."""
     from calql.sweep.spec import Grid, SpecError, grid_from_spec, read_spec, trials
 
-    options, train_options = build_parser().parse_known_args(args)
+    options, train_options = _parse(args)
     if options.spec:
         where = options.spec
         grid = grid_from_spec(read_spec(Path(options.spec)), where)
@@ -56,6 +58,17 @@ def plan(args: list[str]):
                 grid.options + tuple(train_options))
     default_out = f"runs/sweeps/{Path(options.spec).stem}" if options.spec else f"runs/sweeps/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     return options, Path(options.out or default_out), trials(grid, where)
+
+
+def _parse(args: list[str]):
+    """(sweep options, train options). The specification is only the first argument: argparse
+    would otherwise take the value of an unknown train option (--offline-steps 2000) for it."""
+    if any(arg in ("-h", "--help") for arg in args):
+        build_parser().parse_args(["--help"])
+    spec, rest = (args[0], args[1:]) if args and not args[0].startswith("-") else (None, args)
+    options, train_options = build_parser(with_spec=False).parse_known_args(rest)
+    options.spec = spec
+    return options, train_options
 
 
 def write_sweep_report(sweep_dir: Path) -> Path:
@@ -78,7 +91,7 @@ def _dry_run(sweep_dir: Path, trials) -> None:
 
 
 def main(args: list[str]) -> int:
-    options = build_parser().parse_known_args(args)[0]
+    options = _parse(args)[0]
     try:
         if options.report:
             print(f"report: {write_sweep_report(Path(options.report))}")
