@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from calql.sweep.spec import Trial
-from calql.sweep.trial import run_trial, trial_paths, trial_state
+from calql.sweep.trial import outcome_of, run_trial, trial_paths, trial_state
+from calql.training.metrics import write_text_atomically
 
 FORWARDED_ENV = ("MINARI_DATASETS_PATH", "HF_HUB_OFFLINE", "JAX_PLATFORMS", "XLA_FLAGS", "MUJOCO_GL")
 """Driver environment variables the workers get too (where datasets live, staying offline)."""
@@ -20,9 +21,7 @@ def write_manifest(sweep_dir: Path, trials: list[Trial]) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"trials": [{"name": t.name, "task": t.task, "method": t.method, "seed": t.seed,
                             "command": "calql train " + " ".join(t.args)} for t in trials]}
-    partial = sweep_dir / (MANIFEST + ".partial")
-    partial.write_text(json.dumps(manifest, indent=2))
-    partial.replace(sweep_dir / MANIFEST)
+    write_text_atomically(sweep_dir / MANIFEST, json.dumps(manifest, indent=2))
 
 
 def pregenerate_datasets(trials: list[Trial]) -> None:
@@ -131,10 +130,8 @@ def run_sweep(sweep_dir: Path, trials: list[Trial], address: str | None = None, 
                 try:
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as error:  # the worker died more than max_retries times
-                    run_dir, log = trial_paths(sweep_dir, trial)
                     reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
-                    outcome = {"name": trial.name, "status": "failed", "run_dir": str(run_dir), "log": str(log),
-                               "reason": reason}
+                    outcome = outcome_of(trial, "failed", *trial_paths(sweep_dir, trial), reason=reason)
                 outcomes.append(outcome)
                 progress.finished(outcome)
         progress.show([], skipped)

@@ -15,8 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from calql.sweep.spec import Trial
-
-SUMMARY_FILE, CONFIG_FILE = "summary.json", "config.json"
+from calql.training.metrics import CONFIG_FILE, SUMMARY_FILE
 
 
 def trial_paths(sweep_dir: Path, trial: Trial) -> tuple[Path, Path]:
@@ -39,7 +38,7 @@ def read_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
 
 
-def _outcome(trial: Trial, status: str, run_dir: Path, log: Path, **extra) -> dict:
+def outcome_of(trial: Trial, status: str, run_dir: Path, log: Path, **extra) -> dict:
     return {"name": trial.name, "status": status, "run_dir": str(run_dir), "log": str(log), **extra}
 
 
@@ -56,7 +55,7 @@ def run_trial(sweep_dir: str, trial: Trial) -> dict:
         state = trial_state(Path(sweep_dir), trial)
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()} host {os.uname().nodename}: {state}\n")
         if state == "done":
-            return _outcome(trial, "done", run_dir, log_path, summary=read_summary(run_dir), resumed=False)
+            return outcome_of(trial, "done", run_dir, log_path, summary=read_summary(run_dir), resumed=False)
         if state == "new" and run_dir.exists():
             shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing in it to keep
         args = [*trial.args, "--run-dir", str(run_dir.parent), "--run-name", trial.name]
@@ -74,6 +73,6 @@ def run_trial(sweep_dir: str, trial: Trial) -> dict:
                 raise  # KeyboardInterrupt / SystemExit: let the worker stop
             log.write(traceback.format_exc())
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
-            return _outcome(trial, "failed", run_dir, log_path, reason=reason)
+            return outcome_of(trial, "failed", run_dir, log_path, reason=reason)
         log.write(f"finished in {result.wall_time:.0f} s\n")
-        return _outcome(trial, "done", run_dir, log_path, summary=read_summary(run_dir), resumed=state == "resume")
+        return outcome_of(trial, "done", run_dir, log_path, summary=read_summary(run_dir), resumed=state == "resume")

@@ -30,6 +30,13 @@ def new_run_dir(config: TrainConfig) -> Path:
     return Path(config.run_dir) / name
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write then rename: a reader sees the old file or the whole new one, never half of it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def read_config(run_dir: Path) -> dict:
     """The saved configuration of a run directory (as a dict)."""
     path = Path(run_dir) / CONFIG_FILE
@@ -106,9 +113,7 @@ class RunLog:
 
     def write_summary(self, summary: dict) -> None:
         """Atomically: a summary.json that exists is complete (sweeps skip runs that have one)."""
-        partial = self.path / (SUMMARY_FILE + ".partial")
-        partial.write_text(json.dumps(_plain(summary), indent=2))
-        partial.replace(self.path / SUMMARY_FILE)
+        write_text_atomically(self.path / SUMMARY_FILE, json.dumps(_plain(summary), indent=2))
 
     def close(self) -> None:
         self._file.close()

@@ -17,6 +17,7 @@ from calql.agent.reference import ReferenceState, create_reference, fit, predict
 from calql.config import TrainConfig
 from calql.data.replay import gather
 from calql.data.transitions import Transitions
+from calql.training.metrics import mean_metrics
 
 REFERENCE_FILE = "reference_values.npy"
 PREDICT_CHUNK = 65_536
@@ -63,14 +64,10 @@ def fit_reference(
         state, metrics = fit(state, jax.device_put(gather(offline, rows)))
         if call % LOG_EVERY_CALLS == 0 and call < calls:
             probe_values = np.asarray(predict(state, probe.observations))
-            record(call * size, {**_floats(metrics), **error_vs_mc(probe_values, probe.mc_returns)})
+            record(call * size, {**mean_metrics(metrics), **error_vs_mc(probe_values, probe.mc_returns)})
     values = predict_all(state, offline.observations).astype(np.float32)
-    record(calls * size, {**_floats(metrics), **error_vs_mc(values, offline.mc_returns)})
+    record(calls * size, {**mean_metrics(metrics), **error_vs_mc(values, offline.mc_returns)})
     return values
-
-
-def _floats(metrics: dict) -> dict[str, float]:
-    return {name: float(value) for name, value in metrics.items()}
 
 
 def save_values(run_dir: Path, values: np.ndarray) -> None:
