@@ -48,6 +48,15 @@ def test_make_env_spaces_and_observation():
     assert obs.dtype == np.float32 and reward == 0.0 and not terminated and not truncated
 
 
+def test_make_env_leaves_no_maze_xml_in_the_temp_dir():
+    # Gymnasium-Robotics writes a new maze XML to the temp dir per env and never deletes it.
+    env = pm.make_env("umaze", seed=0)
+    xml_path = env.unwrapped.tmp_xml_file_path
+    assert not os.path.exists(xml_path)
+    env.reset()
+    env.step(env.action_space.sample())  # the simulation does not need the file any more
+
+
 @pytest.mark.parametrize("maze", sorted(pm.MAZES))
 def test_goal_is_exactly_fixed_and_start_near_reset_cell(maze):
     env = pm.make_env(maze, seed=1)

@@ -29,7 +29,7 @@ import functools
 import gymnasium as gym
 import numpy as np
 
-from calql.envs.common import FlatObservation, MapObservation, make_quietly, seeded
+from calql.envs.common import FlatObservation, MapObservation, make_maze, seeded
 
 D4RL_SUCCESS_RADIUS = 0.5
 MINARI_SUCCESS_RADIUS = 0.45
@@ -111,7 +111,7 @@ def _base_env(maze: str, frame: str) -> tuple[gym.Env, np.ndarray]:
     spec = maze_spec(maze)
     reset, goal, rows = _cells(maze, frame)
     # continuing_task: the base env never terminates or moves its goal; _FixedGoal decides.
-    env = make_quietly(spec.gym_id, maze_map=rows, continuing_task=True, reset_target=False,
+    env = make_maze(spec.gym_id, maze_map=rows, continuing_task=True, reset_target=False,
                    max_episode_steps=spec.max_episode_steps)
     radius = D4RL_SUCCESS_RADIUS if frame == "d4rl" else MINARI_SUCCESS_RADIUS
     offset = -env.unwrapped.maze.cell_rowcol_to_xy(reset) if frame == "d4rl" else np.zeros(2)
@@ -148,7 +148,7 @@ def collection_env(maze: str) -> gym.Env:
     """A raw Gymnasium-Robotics AntMaze like Minari's collection env (random goals per episode,
     continuing task, dict observations): for building test datasets in Minari's layout."""
     spec = maze_spec(maze)
-    return make_quietly(spec.gym_id, continuing_task=True, reset_target=False, max_episode_steps=spec.max_episode_steps)
+    return make_maze(spec.gym_id, continuing_task=True, reset_target=False, max_episode_steps=spec.max_episode_steps)
 
 
 def minari_terminals_at_goal(data: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:

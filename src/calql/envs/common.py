@@ -9,6 +9,7 @@ gymnasium's (`gym.spaces.flatten`): the Dict space's key order, depth first.
 
 from __future__ import annotations
 
+import pathlib
 import warnings
 from collections.abc import Callable
 
@@ -72,6 +73,20 @@ def make_quietly(env_id: str, **kwargs) -> gym.Env:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*out of date.*")
         return gym.make(env_id, **kwargs)
+
+
+def make_maze(env_id: str, **kwargs) -> gym.Env:
+    """`make_quietly` for Gymnasium-Robotics' PointMaze / AntMaze, then delete the maze's XML file.
+
+    Those envs write the maze model to a new `ant_maze<time>.xml` in the temp directory on every
+    construction and never delete it (thousands accumulate over test runs and sweeps); MuJoCo has
+    read it by the time the constructor returns, so it is removed here.
+    """
+    env = make_quietly(env_id, **kwargs)
+    xml_path = getattr(env.unwrapped, "tmp_xml_file_path", None)
+    if xml_path is not None:
+        pathlib.Path(xml_path).unlink(missing_ok=True)
+    return env
 
 
 def seeded(env: gym.Env, seed: int | None) -> gym.Env:

@@ -22,6 +22,7 @@ import numpy as np
 from gymnasium.wrappers import FilterObservation, FlattenObservation, TransformObservation
 
 from calql.envs import cache
+from calql.envs.common import make_maze
 
 SUCCESS_RADIUS = 0.45
 """Distance (m) from the goal at which PointMaze counts success (its own sparse-reward rule)."""
@@ -142,7 +143,7 @@ def make_env(maze: str = "medium", seed: int | None = None) -> gym.Env:
     MAZES[maze].max_episode_steps. `seed`, if given, seeds the first reset and the action space.
     """
     spec = maze_spec(maze)
-    env = gym.make(spec.gym_id, continuing_task=False, max_episode_steps=spec.max_episode_steps)
+    env = make_maze(spec.gym_id, continuing_task=False, max_episode_steps=spec.max_episode_steps)
     env = _FixedGoalTask(env, maze)
     env = FlattenObservation(FilterObservation(env, filter_keys=["observation"]))
     # (DtypeObservation would do, but warns about casting the infinite bounds to float32.)
@@ -309,7 +310,7 @@ def generate_dataset(
     lengths = _episode_lengths(num_transitions, episode_length)
     # Continuing task: the base env never terminates; its goal and reward are ignored.
     gym_id = maze_spec(maze).gym_id
-    envs = [gym.make(gym_id, continuing_task=True).unwrapped for _ in range(min(len(lengths), ENVS_IN_LOCKSTEP))]
+    envs = [make_maze(gym_id, continuing_task=True).unwrapped for _ in range(min(len(lengths), ENVS_IN_LOCKSTEP))]
     all_obs, all_actions = [], []
     for first in range(0, len(lengths), ENVS_IN_LOCKSTEP):
         chunk = lengths[first : first + ENVS_IN_LOCKSTEP]
