@@ -151,6 +151,21 @@ def test_command_line_grid_without_a_file(tmp_path, capsys):
     assert "pointmaze-medium-cql-s4" in capsys.readouterr().out
 
 
+def test_the_manifest_keeps_earlier_invocations_trials(tmp_path):
+    from calql.sweep.runner import MANIFEST, write_manifest
+    from calql.sweep.spec import Trial
+
+    first = [Trial("pointmaze-umaze", method, 0, ("--algo", method)) for method in ("calql", "cql")]
+    more_seeds = [Trial("pointmaze-umaze", method, 1, ("--algo", method)) for method in ("calql", "cql")]
+    write_manifest(tmp_path / "s", first)
+    write_manifest(tmp_path / "s", more_seeds)  # a second invocation adding seed 1
+    names = [entry["name"] for entry in json.loads((tmp_path / "s" / MANIFEST).read_text())["trials"]]
+    assert names == [t.name for t in first + more_seeds]
+    (tmp_path / "s" / MANIFEST).write_text("{not json")
+    with pytest.raises(SpecError, match="sweep.json: not a sweep manifest.*delete it"):
+        write_manifest(tmp_path / "s", first)
+
+
 def test_one_cpu_trials_get_single_threaded_xla(monkeypatch):
     from calql.sweep.runner import worker_env
 

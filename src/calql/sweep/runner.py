@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from calql.sweep.spec import Trial
+from calql.sweep.spec import SpecError, Trial
 from calql.sweep.trial import outcome_of, run_trial, trial_paths, trial_state
 from calql.training.metrics import write_text_atomically
 
@@ -17,11 +17,26 @@ FORWARDED_ENV = ("MINARI_DATASETS_PATH", "HF_HUB_OFFLINE", "JAX_PLATFORMS", "XLA
 MANIFEST = "sweep.json"
 
 
+def earlier_manifest_entries(sweep_dir: Path) -> list[dict]:
+    """The trials an earlier invocation recorded in SWEEP_DIR/sweep.json (none if there is none)."""
+    path = sweep_dir / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text())["trials"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise SpecError(f"{path}: not a sweep manifest ({error!r}); delete it and run the sweep again") from None
+
+
 def write_manifest(sweep_dir: Path, trials: list[Trial]) -> None:
+    """Record the trials and their commands in SWEEP_DIR/sweep.json, keeping the entries of earlier
+    invocations on the same folder (a sweep extended with more seeds lists all of them)."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"trials": [{"name": t.name, "task": t.task, "method": t.method, "seed": t.seed,
-                            "command": "calql train " + " ".join(t.args)} for t in trials]}
-    write_text_atomically(sweep_dir / MANIFEST, json.dumps(manifest, indent=2))
+    entries = {entry["name"]: entry for entry in earlier_manifest_entries(sweep_dir)}
+    for t in trials:
+        entries[t.name] = {"name": t.name, "task": t.task, "method": t.method, "seed": t.seed,
+                           "command": "calql train " + " ".join(t.args)}
+    write_text_atomically(sweep_dir / MANIFEST, json.dumps({"trials": list(entries.values())}, indent=2))
 
 
 def pregenerate_datasets(trials: list[Trial]) -> None:
