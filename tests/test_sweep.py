@@ -152,6 +152,7 @@ def test_command_line_grid_without_a_file(tmp_path, capsys):
 
 
 def test_the_manifest_keeps_earlier_invocations_trials(tmp_path):
+    from calql.errors import CalqlError
     from calql.sweep.runner import MANIFEST, write_manifest
     from calql.sweep.spec import Trial
 
@@ -162,7 +163,7 @@ def test_the_manifest_keeps_earlier_invocations_trials(tmp_path):
     names = [entry["name"] for entry in json.loads((tmp_path / "s" / MANIFEST).read_text())["trials"]]
     assert names == [t.name for t in first + more_seeds]
     (tmp_path / "s" / MANIFEST).write_text("{not json")
-    with pytest.raises(SpecError, match="sweep.json: not a sweep manifest.*delete it"):
+    with pytest.raises(CalqlError, match="sweep.json: not a sweep manifest.*delete it"):
         write_manifest(tmp_path / "s", first)
 
 

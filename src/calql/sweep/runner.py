@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from calql.sweep.spec import SpecError, Trial
+from calql.errors import CalqlError
+from calql.sweep.spec import Trial
 from calql.sweep.trial import outcome_of, run_trial, trial_paths, trial_state
 from calql.training.metrics import write_text_atomically
 
@@ -25,7 +26,7 @@ def earlier_manifest_entries(sweep_dir: Path) -> list[dict]:
     try:
         return list(json.loads(path.read_text())["trials"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise SpecError(f"{path}: not a sweep manifest ({error!r}); delete it and run the sweep again") from None
+        raise CalqlError(f"{path}: not a sweep manifest ({error!r}); delete it and run the sweep again") from None
 
 
 def write_manifest(sweep_dir: Path, trials: list[Trial]) -> None:
