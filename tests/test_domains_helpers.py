@@ -35,7 +35,7 @@ def offline_returns(task, data, discount=0.99):
     """The offline transitions the loop builds from `data` (transform first, then MC returns)."""
     rewards = transform_rewards(data["rewards"], task.reward_scale, task.reward_bias)
     return offline_transitions(data["observations"], data["actions"], rewards, data["next_observations"],
-                               data["terminals"], data["timeouts"], discount, task.sparse_failure_reward)
+                               data["terminals"], data["timeouts"], task.return_rule(discount))
 
 
 def assert_all_failure_rule(task, data, discount=0.99):

@@ -1,4 +1,4 @@
-"""Networks: tanh-Gaussian log-prob and initialisation (ALGORITHM.md section 3)."""
+"""Networks: tanh-Gaussian log-prob and initialisation (docs/algorithm.md section 3)."""
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,28 @@ def test_policy_log_std_is_offset_and_clipped():
     np.testing.assert_allclose(log_std, -1.0)
     _, big = policy.apply(jax.tree.map(lambda p: p * 1e4, params), jnp.ones((1, 3)) * 100)
     assert float(big.max()) <= 2.0 and float(big.min()) >= -20.0
+
+
+def test_log_std_multiplier_and_offset_are_learnable_scalars_that_receive_gradients():
+    """The authors' policy: log_std = m * raw + o, m and o trainable (init 1 and -1)."""
+    policy = TanhGaussianPolicy((8,), 2)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (16, 3))
+    params = policy.init(jax.random.PRNGKey(0), obs)
+    scalars = params["params"]
+    assert float(scalars["log_std_multiplier"]) == 1.0 and float(scalars["log_std_offset"]) == -1.0
+    doubled = jax.tree_util.tree_map_with_path(
+        lambda path, p: p * 2.0 if "log_std_multiplier" in str(path) else p, params)
+    out = policy.apply(params, obs)[1]
+    # Both are inside the clip here, so doubling m maps log_std = raw - 1 to 2 raw - 1.
+    np.testing.assert_allclose(policy.apply(doubled, obs)[1], 2.0 * (out + 1.0) - 1.0, rtol=1e-5, atol=1e-6)
+
+    def entropy_proxy(p):
+        actions, log_pi = sample_tanh_gaussian(jax.random.PRNGKey(2), *policy.apply(p, obs))
+        return jnp.mean(log_pi)
+
+    grads = jax.grad(entropy_proxy)(params)["params"]
+    assert float(jnp.abs(grads["log_std_multiplier"])) > 0.0
+    assert float(jnp.abs(grads["log_std_offset"])) > 0.0
 
 
 def test_orthogonal_init_gains_and_zero_bias():

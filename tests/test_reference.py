@@ -12,6 +12,7 @@ import pytest
 from calql.cli import parse_train_args
 from calql.config import AgentConfig, ConfigError, TrainConfig, validate
 from calql.data.replay import offline_transitions
+from calql.data.returns import ReturnRule
 from calql.training import reference
 from calql.training.loop import train
 
@@ -47,7 +48,7 @@ def _chain_data(episodes: int, horizon: int, rng: np.random.Generator):
     one_hot = np.eye(CHAIN, dtype=np.float32)
     return offline_transitions(
         one_hot[obs], np.zeros((len(obs), 1), np.float32), np.asarray(rewards, np.float32), one_hot[next_obs],
-        np.asarray(terminals), np.asarray(timeouts), GAMMA, None,
+        np.asarray(terminals), np.asarray(timeouts), ReturnRule(GAMMA),
     )
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from calql.data.replay import OnlineBuffer, episode_transitions, offline_transitions, sample_stack
+from calql.data.returns import ReturnRule
 from calql.data.transitions import Transitions
 
 
@@ -47,10 +48,10 @@ def test_online_buffer_appends_whole_episodes_and_refuses_overflow():
 
 def test_episode_transitions_compute_returns_of_the_whole_episode():
     obs = np.arange(4, dtype=np.float32)[:, None]
-    successful = episode_transitions(obs[:3], np.zeros((3, 1)), np.array([-5.0, -5.0, 5.0]), obs[1:], True, 0.9, -5.0)
+    successful = episode_transitions(obs[:3], np.zeros((3, 1)), np.array([-5.0, -5.0, 5.0]), obs[1:], True, ReturnRule(0.9, -5.0))
     np.testing.assert_array_equal(successful.dones, [0, 0, 1])
     np.testing.assert_allclose(successful.mc_returns, [-5 + 0.9 * (-5 + 0.9 * 5), -5 + 0.9 * 5, 5], rtol=1e-6)
-    failed = episode_transitions(obs[:3], np.zeros((3, 1)), np.full(3, -5.0), obs[1:], False, 0.9, -5.0)
+    failed = episode_transitions(obs[:3], np.zeros((3, 1)), np.full(3, -5.0), obs[1:], False, ReturnRule(0.9, -5.0))
     np.testing.assert_array_equal(failed.dones, [0, 0, 0])  # a time-out is not done
     np.testing.assert_allclose(failed.mc_returns, -50.0, rtol=1e-6)
 
@@ -58,6 +59,16 @@ def test_episode_transitions_compute_returns_of_the_whole_episode():
 def test_offline_transitions_clip_actions_and_compute_returns():
     obs = np.arange(4, dtype=np.float32)[:, None]
     data = offline_transitions(obs, np.array([[1.0], [-1.0], [0.5], [0.2]]), np.ones(4), obs + 1,
-                               np.array([0, 1, 0, 0]), np.array([0, 0, 0, 1]), 0.5, None)
+                               np.array([0, 1, 0, 0]), np.array([0, 0, 0, 1]), ReturnRule(0.5))
     assert data.actions.max() < 1.0 and data.actions.min() > -1.0 and data.actions.dtype == np.float32
     np.testing.assert_allclose(data.mc_returns, [1.5, 1.0, 1.5, 1.0])
+
+
+def test_online_kitchen_episode_gets_the_infinite_tail_unless_it_terminates():
+    obs = np.arange(4, dtype=np.float32)[:, None]
+    rule = ReturnRule(0.9, infinite_tail=True)
+    timed_out = episode_transitions(obs[:3], np.zeros((3, 1)), np.array([0.0, 1.0, 1.0]), obs[1:], False, rule)
+    tail = 1.0 + 0.9 * 1.0 / 0.1
+    np.testing.assert_allclose(timed_out.mc_returns, [0.9 * (1 + 0.9 * tail), 1 + 0.9 * tail, tail], rtol=1e-6)
+    finished = episode_transitions(obs[:3], np.zeros((3, 1)), np.array([0.0, 1.0, 4.0]), obs[1:], True, rule)
+    np.testing.assert_allclose(finished.mc_returns, [0.9 * (1 + 0.9 * 4), 1 + 0.9 * 4, 4], rtol=1e-6)

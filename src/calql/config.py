@@ -1,6 +1,6 @@
 """Configuration: frozen dataclasses documented per field (tyro turns them into --help).
 
-`AgentConfig` holds the learner's hyperparameters (ALGORITHM.md sections 2, 3 and 6);
+`AgentConfig` holds the learner's hyperparameters (docs/algorithm.md sections 2, 3 and 6);
 `TrainConfig` the offline-to-online loop's (section 5). `PRESETS` are the paper's
 per-domain settings plus a small one for the built-in PointMaze task.
 """
@@ -139,25 +139,32 @@ def _preset(agent: AgentConfig, **train) -> TrainConfig:
     return TrainConfig(agent=agent, **train)
 
 
-# ALGORITHM.md section 6 (authors' run scripts). Reward transforms belong to the task.
+# docs/algorithm.md section 6 (authors' run scripts). Reward transforms belong to the task.
+_ADROIT_AGENT = AgentConfig(
+    critic_hidden_dims=(512, 512, 512), policy_hidden_dims=(512, 512), cql_alpha=1.0, cql_lagrange=False,
+)
 PRESETS: dict[str, TrainConfig] = {
     "antmaze": _preset(
         AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
         offline_steps=1_000_000, online_steps=1_000_000, mixing_ratio=0.5,
+        eval_every=2_000, eval_episodes=20, offline_eval_every=50_000,
     ),
+    # door and relocate; pen fine-tunes for 200k environment steps.
     "adroit": _preset(
-        AgentConfig(
-            critic_hidden_dims=(512, 512, 512), policy_hidden_dims=(512, 512),
-            cql_alpha=1.0, cql_lagrange=False,
-        ),
-        offline_steps=20_000, online_steps=1_000_000, mixing_ratio=0.5,
+        _ADROIT_AGENT, offline_steps=20_000, online_steps=1_000_000, mixing_ratio=0.5,
+        eval_every=2_000, eval_episodes=20,
+    ),
+    "adroit-pen": _preset(
+        _ADROIT_AGENT, offline_steps=20_000, online_steps=200_000, mixing_ratio=0.5,
+        eval_every=2_000, eval_episodes=20,
     ),
     "kitchen": _preset(
         AgentConfig(
             critic_hidden_dims=(512, 512, 512), policy_hidden_dims=(512, 512, 512),
             cql_alpha=5.0, cql_lagrange=False, cql_importance_sample=False,
         ),
-        offline_steps=500_000, online_steps=1_000_000, mixing_ratio=0.25,
+        offline_steps=500_000, online_steps=1_500_000, mixing_ratio=0.25,
+        eval_every=5_000, eval_episodes=20,
     ),
     # OGBench manipulation with locally generated oracle data (~250 steps/s to generate here, so
     # a smaller default dataset); otherwise AntMaze's sparse-reward settings.

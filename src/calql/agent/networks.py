@@ -1,7 +1,8 @@
 """Networks: ReLU MLPs with orthogonal init, a critic ensemble, a tanh-Gaussian policy.
 
-ALGORITHM.md section 3: orthogonal init with gain sqrt(2) on hidden layers and 1e-2 on
-the output layer, zero biases, optional LayerNorm; log_std = raw - 1, clipped to [-20, 2].
+docs/algorithm.md section 3: orthogonal init with gain sqrt(2) on hidden layers and 1e-2 on
+the output layer, zero biases, optional LayerNorm; log_std = m * raw + o with two learnable
+scalars (m starts at 1, o at -1, as the authors'), clipped to [-20, 2].
 """
 
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LOG_STD_OFFSET = -1.0
+LOG_STD_MULTIPLIER_INIT, LOG_STD_OFFSET_INIT = 1.0, -1.0
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
@@ -70,7 +71,11 @@ class CriticEnsemble(nn.Module):
 
 
 class TanhGaussianPolicy(nn.Module):
-    """pi(a|s): returns the Gaussian's mean and log_std before the tanh squashing."""
+    """pi(a|s): returns the Gaussian's mean and log_std before the tanh squashing.
+
+    The network's raw log-std is scaled and shifted by two learnable scalars shared by every
+    action dimension (parameters `log_std_multiplier` and `log_std_offset`) before the clip.
+    """
 
     hidden_dims: Sequence[int]
     action_dim: int
@@ -81,7 +86,9 @@ class TanhGaussianPolicy(nn.Module):
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         out = MLP(self.hidden_dims, 2 * self.action_dim, self.layer_norm, self.orthogonal_init)(obs)
         mean, raw_log_std = jnp.split(out, 2, axis=-1)
-        log_std = jnp.clip(raw_log_std + LOG_STD_OFFSET, LOG_STD_MIN, LOG_STD_MAX)
+        multiplier = self.param("log_std_multiplier", nn.initializers.constant(LOG_STD_MULTIPLIER_INIT), ())
+        offset = self.param("log_std_offset", nn.initializers.constant(LOG_STD_OFFSET_INIT), ())
+        log_std = jnp.clip(multiplier * raw_log_std + offset, LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std
 
 

@@ -3,7 +3,7 @@ mixed sampler that stacks U batches for one scanned update call."""
 
 import numpy as np
 
-from calql.data.returns import mc_returns, trajectory_ends
+from calql.data.returns import ReturnRule, mc_returns, trajectory_ends
 from calql.data.transitions import Transitions
 
 
@@ -39,20 +39,19 @@ def episode_transitions(
     rewards: np.ndarray,
     next_observations: np.ndarray,
     terminated: bool,
-    discount: float,
-    sparse_failure_reward: float | None,
+    rule: ReturnRule,
 ) -> Transitions:
     """A finished online episode (transformed rewards) as transitions with its MC returns.
 
     Only the last step can be terminal; a truncated episode ends in a time-out, which is
-    not done and is not bootstrapped in G (ALGORITHM.md section 4).
+    not done and is not bootstrapped in G (docs/algorithm.md section 4).
     """
     n = len(rewards)
     dones = np.zeros(n, np.float32)
     dones[-1] = float(terminated)
     ends = np.zeros(n, bool)
     ends[-1] = True
-    returns = mc_returns(np.asarray(rewards, np.float32), ends, discount, sparse_failure_reward)
+    returns = mc_returns(np.asarray(rewards, np.float32), ends, dones.astype(bool), rule)
     return Transitions(
         np.asarray(observations, np.float32), np.asarray(actions, np.float32), np.asarray(rewards, np.float32),
         np.asarray(next_observations, np.float32), dones, returns,
@@ -66,14 +65,13 @@ def offline_transitions(
     next_observations: np.ndarray,
     terminals: np.ndarray,
     timeouts: np.ndarray,
-    discount: float,
-    sparse_failure_reward: float | None,
+    rule: ReturnRule,
 ) -> Transitions:
     """A flat offline dataset (transformed rewards) as float32 transitions with MC returns.
 
     Actions are clipped to +-0.99999 so their tanh-Gaussian log-probs stay finite."""
     ends = trajectory_ends(terminals, timeouts, observations, next_observations)
-    returns = mc_returns(rewards, ends, discount, sparse_failure_reward)
+    returns = mc_returns(rewards, ends, terminals, rule)
     return Transitions(
         observations=np.asarray(observations, np.float32),
         actions=np.clip(actions, -0.99999, 0.99999).astype(np.float32),

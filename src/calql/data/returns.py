@@ -1,11 +1,26 @@
-"""Monte-Carlo return-to-go G, the Cal-QL reference value (ALGORITHM.md section 4).
+"""Monte-Carlo return-to-go G, the Cal-QL reference value (docs/algorithm.md section 4).
 
 Vectorised: the backward recursion G_t = r_t + gamma (1 - end_t) G_{t+1} is a chain of affine
 maps, composed by recursive doubling in log2(N) numpy passes (1M transitions in well under
 a second) instead of a Python loop per step.
 """
 
+import dataclasses
+
 import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ReturnRule:
+    """How a task's Monte-Carlo returns are computed (docs/algorithm.md section 4)."""
+
+    discount: float
+    sparse_failure_reward: float | None = None
+    """Transformed failure reward of a sparse-reward task: a trajectory whose every reward equals
+    it gets G = r_fail / (1 - gamma) (the all-failure rule); None: no such rule."""
+    infinite_tail: bool = False
+    """The value after a trajectory's last step is r_last / (1 - gamma) unless that step is
+    terminal (the authors' FrankaKitchen rule); False: no bootstrap after the last step."""
 
 
 def transform_rewards(rewards: np.ndarray, scale: float, bias: float) -> np.ndarray:
@@ -50,20 +65,26 @@ def all_failure_trajectories(rewards: np.ndarray, ends: np.ndarray, failure_rewa
     return np.repeat(successes_per_trajectory == 0, lengths)
 
 
-def mc_returns(
-    rewards: np.ndarray,
-    ends: np.ndarray,
-    discount: float,
-    sparse_failure_reward: float | None = None,
-) -> np.ndarray:
+def with_infinite_tail(rewards: np.ndarray, ends: np.ndarray, terminals: np.ndarray, discount: float) -> np.ndarray:
+    """Rewards whose last step of each trajectory also carries the discounted value of receiving
+    that reward forever: r_last + gamma (1 - d_last) r_last / (1 - gamma)."""
+    rewards = np.asarray(rewards, np.float64)
+    tail = np.where(ends & ~np.asarray(terminals, bool), discount * rewards / (1.0 - discount), 0.0)
+    return rewards + tail
+
+
+def mc_returns(rewards: np.ndarray, ends: np.ndarray, terminals: np.ndarray, rule: ReturnRule) -> np.ndarray:
     """Monte-Carlo return-to-go of already-transformed rewards, float32 (N,).
 
-    sparse_failure_reward: for sparse-reward tasks, a trajectory whose every reward equals it
-    never succeeded and gets G = r_neg / (1 - gamma) at every step, the return of failing
-    forever (checking every reward, not only the last: a known peer bug).
+    With rule.sparse_failure_reward, a trajectory whose every reward equals it never succeeded
+    and gets G = r_neg / (1 - gamma) at every step, the return of failing forever (checking
+    every reward, not only the last: a known peer bug). With rule.infinite_tail, the return
+    continues after a non-terminal last step as if its reward were received forever.
     """
-    returns = discounted_returns(rewards, ends, discount)
-    if sparse_failure_reward is not None and len(rewards):
-        failed = all_failure_trajectories(rewards, ends, sparse_failure_reward)
-        returns[failed] = sparse_failure_reward / (1.0 - discount)
+    tailed = with_infinite_tail(rewards, ends, terminals, rule.discount) if rule.infinite_tail else rewards
+    returns = discounted_returns(tailed, ends, rule.discount)
+    failure = rule.sparse_failure_reward
+    if failure is not None and len(rewards):
+        failed = all_failure_trajectories(rewards, ends, failure)
+        returns[failed] = failure / (1.0 - rule.discount)
     return returns.astype(np.float32)

@@ -93,7 +93,7 @@ def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
     rewards = transform_rewards(raw["rewards"], task.reward_scale, task.reward_bias)
     return offline_transitions(
         raw["observations"], raw["actions"], rewards, raw["next_observations"],
-        raw["terminals"], raw["timeouts"], config.agent.discount, task.sparse_failure_reward,
+        raw["terminals"], raw["timeouts"], task.return_rule(config.agent.discount),
     )
 
 
@@ -201,7 +201,7 @@ def _collect_episode(run: Run) -> tuple[Transitions, bool]:
     rewards = transform_rewards(episode.rewards, task.reward_scale, task.reward_bias)
     transitions = episode_transitions(
         episode.observations, episode.actions, rewards, episode.next_observations,
-        episode.terminated, run.config.agent.discount, task.sparse_failure_reward,
+        episode.terminated, task.return_rule(run.config.agent.discount),
     )
     return transitions, episode.success
 
