@@ -1,6 +1,8 @@
-"""Offline dataset sources: local Minari datasets, D4RL-layout HDF5 files, built-in generated data.
+"""Offline dataset sources: local Minari datasets, D4RL-layout HDF5 files, AWAC-layout .npy files
+(Adroit), built-in generated data.
 
-`parse_source` tells the three apart; `read_minari` / `read_d4rl` turn a source into flat
+`parse_source` tells the four apart; `read_minari` / `read_d4rl` / `calql.data.awac.read_awac`
+turn a source into flat
 transition arrays (observations, actions, rewards, next_observations, terminals, timeouts, plus
 any requested `infos/<key>` arrays); `check_transitions` rejects data that does not fit the
 task's environment; `bind` returns a task whose `make_env` and `load_dataset` use the source.
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
 HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
+NPY_SUFFIX = ".npy"
+"""AWAC's pickled trajectory lists; several are given as one --dataset, separated by commas."""
 ACTION_TOLERANCE = 1e-4
 """Actions this far outside the bounds are float noise and get clipped; further out is an error."""
 
@@ -38,9 +42,10 @@ class DatasetError(CalqlError):
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """Where a dataset comes from: kind 'builtin' (generated), 'minari' (an id) or 'd4rl' (a path)."""
+    """Where a dataset comes from: kind 'builtin' (generated), 'minari' (an id), 'd4rl' (a path) or
+    'awac' (one or more .npy paths, joined by commas)."""
 
-    kind: Literal["builtin", "minari", "d4rl"]
+    kind: Literal["builtin", "minari", "d4rl", "awac"]
     ref: str = ""
 
     def __str__(self) -> str:
@@ -48,11 +53,20 @@ class Source:
 
 
 def parse_source(spec: str) -> Source:
-    """'' or 'builtin' -> built-in; an existing file or a *.hdf5 / path-like name -> D4RL HDF5;
-    anything else -> a Minari dataset id (e.g. D4RL/antmaze/umaze-v1)."""
+    """'' or 'builtin' -> built-in; *.npy files separated by commas -> AWAC layout; an existing
+    file or a *.hdf5 / path-like name -> D4RL HDF5; anything else -> a Minari dataset id (e.g.
+    D4RL/antmaze/umaze-v1)."""
     spec = spec.strip()
     if spec in ("", "builtin"):
         return Source("builtin")
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    npy = [part.lower().endswith(NPY_SUFFIX) for part in parts]
+    if any(npy):
+        if not all(npy):
+            other = parts[npy.index(False)]
+            raise DatasetError(f"--dataset {spec}: {other!r} is not a .npy file; a comma-separated list holds only "
+                               "AWAC .npy files (e.g. data/pen2_sparse.npy,data/pen_bc_sparse4.npy)")
+        return Source("awac", ",".join(str(Path(part).expanduser()) for part in parts))
     path = Path(spec).expanduser()
     path_like = spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(HDF5_SUFFIXES)
     if path_like or path.is_file():
@@ -312,9 +326,17 @@ def source_space(env: gym.Env) -> gym.Space | None:
 
 
 def read_source(source: Source, fmt: DataFormat, env: gym.Env) -> dict[str, np.ndarray]:
-    """Raw flat arrays of a Minari / D4RL source, read for `fmt` (its info keys, its env's space)."""
+    """Raw flat arrays of a Minari / D4RL / AWAC source, read for `fmt` (its info keys, its env's space)."""
     if source.kind == "minari":
         return read_minari(source.ref, source_space(env), fmt.info_keys)
+    if source.kind == "awac":
+        from calql.data.awac import read_awac
+
+        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+        if len(obs_shape) != 1 or len(act_shape) != 1:
+            raise DatasetError(f"--dataset {source}: AWAC .npy files hold flat observations and actions, but "
+                               f"{_env_name(env)} has shapes {obs_shape} and {act_shape}; use another layout")
+        return read_awac(source.ref, obs_shape[0], act_shape[0], _env_name(env))
     return read_d4rl(source.ref, fmt.info_keys)
 
 
@@ -339,16 +361,21 @@ def load_source(task: Task, source: Source, filter_dataset: bool | None = None) 
 def format_for(task: Task, source: Source) -> DataFormat:
     if source.kind not in task.formats:
         accepted = ", ".join(_kind_names(task)) or "its built-in dataset only"
-        raise DatasetError(f"--dataset {source}: task {task.name} cannot read a {_KIND_WORDS[source.kind]}; "
+        raise DatasetError(f"--dataset {source}: task {task.name} cannot read {_KIND_WORDS[source.kind][0]}; "
                            f"it accepts {accepted}")
     return task.formats[source.kind]
 
 
-_KIND_WORDS = {"builtin": "built-in dataset", "minari": "Minari dataset", "d4rl": "D4RL HDF5 file"}
+_KIND_WORDS = {
+    "builtin": ("a built-in dataset", "built-in datasets"),
+    "minari": ("a Minari dataset", "Minari datasets"),
+    "d4rl": ("a D4RL HDF5 file", "D4RL HDF5 files"),
+    "awac": ("AWAC .npy files", "AWAC .npy files (comma-separated)"),
+}
 
 
 def _kind_names(task: Task) -> list[str]:
-    names = [_KIND_WORDS[kind] + "s" for kind in ("minari", "d4rl") if kind in task.formats]
+    names = [_KIND_WORDS[kind][1] for kind in ("minari", "d4rl", "awac") if kind in task.formats]
     return (["'builtin'"] if task.builtin else []) + names
 
 

@@ -2,12 +2,16 @@
 -1 otherwise; online episodes end on success (ALGORITHM.md section 7).
 
 The environments are Gymnasium-Robotics' AdroitHand*-v1, whose observations equal D4RL's, so
-one environment serves Minari `D4RL/<hand>/*-v2` datasets (success in infos/success) and D4RL
-`<hand>-*.hdf5` files (infos/goal_achieved). Dense D4RL-style rewards are not the task: D4RL's
-`*-cloned` dense data is a different problem on which CQL and Cal-QL score about 0.
+one environment serves Minari `D4RL/<hand>/*-v2` datasets (success in infos/success), D4RL
+`<hand>-*.hdf5` files (infos/goal_achieved) and AWAC's sparse `.npy` files, the data of the
+authors' Adroit runs (`<hand>2_sparse.npy` expert demonstrations plus `<hand>_bc_sparse4.npy`
+behaviour-cloned rollouts, read by `calql.data.awac`; success where the binary reward is 0).
+Dense D4RL-style rewards are not the task: D4RL's `*-cloned` dense data is a different problem
+on which CQL and Cal-QL score about 0.
 
 `filter_binary` is the authors' data filtering: drop trajectories that never succeed, cut each
-kept trajectory after its last success, and make every success step terminal.
+kept trajectory after its last success, and make every success step terminal. It is the same
+for every layout (for AWAC files it is the authors' truncation in their replay_buffer.py).
 """
 
 from __future__ import annotations
@@ -37,8 +41,12 @@ HANDS: dict[str, HandSpec] = {
     "hammer": HandSpec("AdroitHandHammer-v1", 200, -274.856578, 12794.134825156867),
 }
 
-SUCCESS_INFO_KEYS = {"minari": "success", "d4rl": "goal_achieved"}
-"""Where each dataset layout keeps the per-step success flag (D4RL: goal_achieved)."""
+SUCCESS_INFO_KEYS = {"minari": "success", "d4rl": "goal_achieved", "awac": "success"}
+"""Where each dataset layout keeps the per-step success flag (D4RL: goal_achieved; AWAC: derived
+by the reader from reward 0)."""
+
+LAYOUT_EXAMPLES = {"minari": "Minari D4RL/<hand>/*-v2", "d4rl": "D4RL adroit files",
+                   "awac": "AWAC's <hand>2_sparse.npy / <hand>_bc_sparse4.npy"}
 
 
 def hand_spec(hand: str) -> HandSpec:
@@ -80,7 +88,7 @@ def binary_rewards(layout: str):
         from calql.data.sources import DatasetError
 
         if key not in data:
-            example = "Minari D4RL/<hand>/*-v2" if layout == "minari" else "D4RL adroit files"
+            example = LAYOUT_EXAMPLES[layout]
             raise DatasetError(
                 f"{name}: field {key!r} is missing; Adroit binary rewards come from the per-step success flag, "
                 f"so use a dataset that records it ({example})"

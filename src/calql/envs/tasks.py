@@ -160,10 +160,12 @@ def _adroit_task(hand: str) -> Task:
     spec = adroit.HANDS[hand]
     make_env = functools.partial(adroit.make_env, hand)
     name = f"{hand}-binary"
+    # The authors' data: AWAC's expert demos + BC rollouts (released for pen, door and relocate only).
+    awac = f", or --dataset {hand}2_sparse.npy,{hand}_bc_sparse4.npy (AWAC's files)" if hand != "hammer" else ""
     return Task(
         name=name,
         description=f"{spec.gym_id} binary (0 at success, -1 otherwise; episode ends at success), authors' data "
-        f"filter on; data: Minari D4RL/{hand}/cloned-v2 (default) or human/expert, or a D4RL {hand}-*.hdf5 file",
+        f"filter on; data: Minari D4RL/{hand}/cloned-v2 (default) or human/expert, a D4RL {hand}-*.hdf5 file{awac}",
         # The authors fine-tune pen for 200k environment steps, door and relocate for 1M.
         preset="adroit-pen" if hand == "pen" else "adroit",
         make_env=make_env,
@@ -177,6 +179,8 @@ def _adroit_task(hand: str) -> Task:
         score_max=spec.score_max,
         default_dataset=f"D4RL/{hand}/cloned-v2",
         builtin=False,
+        # Minari, D4RL HDF5 and AWAC .npy ("awac": the authors' data); rewards from each layout's
+        # success flag, then the authors' filter (truncation after the last success).
         formats=MappingProxyType({
             layout: DataFormat(make_env, adroit.binary_rewards(layout), (key,))
             for layout, key in adroit.SUCCESS_INFO_KEYS.items()
