@@ -23,7 +23,7 @@ TINY_RUN = [
         (["--online-steps", "-3"], "--online-steps must be >= 0, got -3"),
         (["--mixing-ratio", "1.5"], "--mixing-ratio must be in [0, 1], got 1.5"),
         (["--batch-size", "255"], "--batch-size 255 x --mixing-ratio 0.5 = 127.5 offline rows per batch"),
-        (["--preset", "nope"], "--preset: unknown preset 'nope'; accepted: antmaze, adroit, kitchen, manipulation, pointmaze"),
+        (["--preset", "nope"], "--preset: unknown preset 'nope'; accepted: antmaze, adroit, adroit-pen, kitchen, manipulation, pointmaze"),
     ],
 )
 def test_bad_options_get_one_line_errors(args, expected, capsys):

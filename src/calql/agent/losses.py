@@ -84,9 +84,12 @@ def cql_penalty(
     return jax.lax.stop_gradient(lagrange_multiplier) * alpha * (gap - target_gap)
 
 
+LAGRANGE_MULTIPLIER_MAX = 1e6
+
+
 def lagrange_multiplier(log_alpha_prime: jax.Array) -> jax.Array:
     """alpha' = clip(exp(log alpha'), 0, 1e6)."""
-    return jnp.clip(jnp.exp(log_alpha_prime), 0.0, 1e6)
+    return jnp.clip(jnp.exp(log_alpha_prime), 0.0, LAGRANGE_MULTIPLIER_MAX)
 
 
 def lagrange_loss(

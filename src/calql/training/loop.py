@@ -27,6 +27,7 @@ from calql.training import checkpoint, reference
 from calql.training.metrics import RunLog, mean_metrics, new_run_dir, read_config
 from calql.training.progress import PhaseProgress
 from calql.training.rollout import evaluate, run_episode
+from calql.training.watch import LagrangeWatch
 
 CALIBRATION_BATCH = 4096
 
@@ -42,6 +43,7 @@ class Counters:
     online_successes: list[bool] = dataclasses.field(default_factory=list)
     offline_result: dict | None = None
     final_result: dict | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -64,6 +66,7 @@ class Run:
     env: gym.Env | None = None
     buffer: OnlineBuffer | None = None
     timers: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
+    lagrange_watch: LagrangeWatch | None = None
 
 
 @dataclasses.dataclass
@@ -74,6 +77,7 @@ class RunResult:
     regret: float
     wall_time: float
     timers: dict[str, float]
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 class _Timer:
@@ -140,6 +144,18 @@ def _updates(runs: list[Run], counts: list[int]) -> list[dict[str, float]]:
     return results
 
 
+def _record_training(run: Run, phase: str, step: int, metrics: dict) -> None:
+    """Log a training record and warn once, in one line, if the Lagrange multiplier runs away."""
+    run.log.record(phase, step, metrics)
+    if run.lagrange_watch is None or "critic/cql_multiplier" not in metrics:
+        return
+    warning = run.lagrange_watch.observe(int(metrics["gradient_steps"]), metrics["critic/cql_gap"],
+                                         metrics["critic/cql_multiplier"])
+    if warning:
+        run.console.print(f"{warning} (seed {run.config.seed})", markup=False, highlight=False, style="yellow", soft_wrap=True)
+        run.counters.warnings.append(warning)
+
+
 def _evaluate(run: Run, phase: str, step: int) -> dict:
     with _Timer(run.timers, "evaluate"):
         actor = run.state.actor
@@ -174,7 +190,7 @@ def _offline_phase(runs: list[Run]) -> None:
         for run, metrics in zip(runs, all_metrics):
             run.counters.offline_done += chunk
             done = run.counters.offline_done
-            run.log.record("offline/train", done, metrics)
+            _record_training(run, "offline/train", done, metrics)
             if done % every == 0 or done == cfg.offline_steps:
                 run.counters.offline_result = _evaluate(run, "offline", done)
             if _due(done, before, cfg.checkpoint_every) or done == cfg.offline_steps:
@@ -231,8 +247,8 @@ def _collect(run: Run) -> tuple[int, bool]:
 def _after_updates(run: Run, before: int, length: int, success: bool, metrics: dict) -> None:
     """Record, evaluate and checkpoint once an episode's updates are done."""
     cfg, counters = run.config, run.counters
-    run.log.record("online/train", counters.online_done,
-                   {**metrics, "episode_success": float(success), "episode_length": length})
+    _record_training(run, "online/train", counters.online_done,
+                     {**metrics, "episode_success": float(success), "episode_length": length})
     if counters.online_done >= counters.next_eval or counters.online_done >= cfg.online_steps:
         counters.final_result = _evaluate(run, "online", counters.online_done)
         counters.next_eval = (counters.online_done // cfg.eval_every + 1) * cfg.eval_every
@@ -336,6 +352,8 @@ def _open_run(config: TrainConfig, console: Console, report: Callable[[dict], No
               calibration_batch, eval_env, console, report, checkpoints, timers=timers)
     if restored:
         _restore(run, restored)
+    if config.agent.cql_lagrange:
+        run.lagrange_watch = LagrangeWatch(config.agent.cql_target_action_gap, warned=bool(run.counters.warnings))
     return run
 
 
@@ -359,7 +377,7 @@ def _finish(run: Run, start: float) -> RunResult:
     final = counters.final_result or counters.offline_result
     regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
     result = RunResult(str(run.log.path), counters.offline_result, final, regret, time.perf_counter() - start,
-                       dict(run.timers))
+                       dict(run.timers), list(counters.warnings))
     run.log.write_summary(dataclasses.asdict(result))
     run.log.close()
     run.checkpoints.close()

@@ -6,11 +6,17 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-KEY_METRICS = ("critic/td_loss", "critic/cql_gap", "critic/bound_rate", "actor/entropy")
+KEY_METRICS = {
+    "critic/td_loss": "td_loss",
+    "critic/cql_gap": "cql_gap",
+    "critic/cql_multiplier": "alpha'",  # only with the Lagrange version of CQL
+    "critic/bound_rate": "bound_rate",
+    "actor/entropy": "entropy",
+}
 
 
 def _summary(metrics: dict) -> str:
-    shown = [f"{key.split('/')[-1]} {metrics[key]:.3g}" for key in KEY_METRICS if key in metrics]
+    shown = [f"{label} {metrics[key]:.3g}" for key, label in KEY_METRICS.items() if key in metrics]
     return "  ".join(shown)
 
 
@@ -44,7 +50,7 @@ class PhaseProgress:
             self.last_plain = time.perf_counter()
             remaining = max(self.total - done, 0) / self.rate if self.rate > 0 else float("nan")
             self.console.print(f"{self.label}: {done}/{self.total}  {self.rate:.0f}/s  eta {remaining:.0f} s  "
-                               f"{_summary(metrics)}", markup=False, highlight=False)
+                               f"{_summary(metrics)}", markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.bar is not None:
