@@ -1,5 +1,5 @@
 """Gradient updates per second of calql's scanned update, medians over timed windows after
-compilation, for the AntMaze configuration of ALGORITHM.md and the built-in task's.
+compilation, for the AntMaze configuration of docs/algorithm.md and the built-in task's.
 
 Also prints the FLOPs of one update (XLA's cost analysis) and the achieved rate as a
 fraction of this machine's fp32 matrix-multiply rate measured in the same run.

@@ -1,4 +1,4 @@
-"""Loss functions against hand-computed values (ALGORITHM.md section 2)."""
+"""Loss functions against hand-computed values (docs/algorithm.md section 2)."""
 
 import jax
 import jax.numpy as jnp

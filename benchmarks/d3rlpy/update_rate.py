@@ -18,7 +18,7 @@ What is timed (--path):
         computation of the returns-to-go to each step. d3rlpy's fit loop itself (sampling,
         logging, progress bar) is never timed.
 
-Hyperparameter mapping (calql AgentConfig -> d3rlpy CalQLConfig), ALGORITHM.md sections 2, 3, 6:
+Hyperparameter mapping (calql AgentConfig -> d3rlpy CalQLConfig), docs/algorithm.md sections 2, 3, 6:
   critic / policy MLP widths -> critic_encoder_factory / actor_encoder_factory
       VectorEncoderFactory(hidden_units=...), ReLU, plus d3rlpy's own linear output heads
   num_critics 2 -> n_critics 2;  K = 10 -> n_action_samples 10;  batch 256 -> batch_size 256
@@ -35,7 +35,7 @@ Hyperparameter mapping (calql AgentConfig -> d3rlpy CalQLConfig), ALGORITHM.md s
       conservative_weight 1.0, alpha_threshold 0.0, initial_alpha 1.0, alpha_learning_rate 0
   importance-sampled log-sum-exp, temperature 1, no clip: d3rlpy's only form (not configurable).
   Returns-to-go: SparseRewardTransitionPicker(failure_return = r_neg / (1 - gamma), step_reward
-      = r_neg), d3rlpy's form of the sparse-reward rule of ALGORITHM.md section 4.
+      = r_neg), d3rlpy's form of the sparse-reward rule of docs/algorithm.md section 4.
 Differences that remain (learning dynamics, not the arithmetic per step): d3rlpy updates the
 critic first and then the actor against the updated critic (the authors: one snapshot); its
 Lagrange multiplier is stepped before the critic loss uses it; its temperature loss is

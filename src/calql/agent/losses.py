@@ -1,4 +1,4 @@
-"""Pure loss functions of Cal-QL / CQL / SAC, one per equation of ALGORITHM.md section 2.
+"""Pure loss functions of Cal-QL / CQL / SAC, one per equation of docs/algorithm.md section 2.
 
 Shape names: E critics, B batch, K sampled actions per state, A action dimension.
 """

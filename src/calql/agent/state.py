@@ -12,7 +12,7 @@ from flax.training.train_state import TrainState
 from calql.agent.networks import CriticEnsemble, TanhGaussianPolicy
 from calql.config import AgentConfig
 
-# ALGORITHM.md section 2: log alpha' starts at 1.0, so alpha' starts at e.
+# docs/algorithm.md section 2: log alpha' starts at 1.0, so alpha' starts at e.
 INIT_LOG_LAGRANGE = 1.0
 
 

@@ -1,7 +1,7 @@
 """The Cal-QL / CQL update: one gradient step, and many scanned in one compiled call.
 
 All losses are computed from one parameter snapshot and all modules are updated together
-(authors' order, ALGORITHM.md section 2); targets are soft-updated every step.
+(authors' order, docs/algorithm.md section 2); targets are soft-updated every step.
 """
 
 import jax

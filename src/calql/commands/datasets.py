@@ -121,7 +121,7 @@ def info_command(source: str, task_name: str | None, size: int | None, seed: int
     print(f"  {'environment':<34} matches {env_id}: observations {env.observation_space.shape}, "
           f"actions {env.action_space.shape} in [{env.action_space.low.min():g}, {env.action_space.high.max():g}]")
     if task.filter_by_default and task.dataset_filter is not None:
-        print(f"  {'filter':<34} {'off (--no-filter)' if no_filter else 'on: the authors filtering (ALGORITHM.md 7)'}")
+        print(f"  {'filter':<34} {'off (--no-filter)' if no_filter else 'on: the authors filtering (docs/algorithm.md section 7)'}")
     env.close()
     return 0
 

@@ -1,5 +1,5 @@
 """Adroit binary (the Cal-QL authors' pen / door / relocate, and hammer): reward 0 on success,
--1 otherwise; online episodes end on success (ALGORITHM.md section 7).
+-1 otherwise; online episodes end on success (docs/algorithm.md section 7).
 
 The environments are Gymnasium-Robotics' AdroitHand*-v1, whose observations equal D4RL's, so
 one environment serves Minari `D4RL/<hand>/*-v2` datasets (success in infos/success), D4RL
@@ -31,7 +31,7 @@ class HandSpec:
     max_episode_steps: int
     score_min: float
     score_max: float
-    """D4RL reference returns of the dense reward (ALGORITHM.md section 7), for the normalized score."""
+    """D4RL reference returns of the dense reward (docs/algorithm.md section 7), for the normalized score."""
 
 
 HANDS: dict[str, HandSpec] = {

@@ -113,7 +113,7 @@ def _pointmaze_task(maze: str) -> Task:
         preset="pointmaze",
         make_env=make_env,
         load_dataset=lambda size, seed: pointmaze.load_or_generate(maze, size, seed),
-        # AntMaze's transform: {0, 1} -> {-5, +5} (ALGORITHM.md section 6).
+        # AntMaze's transform: {0, 1} -> {-5, +5} (docs/algorithm.md section 6).
         reward_scale=10.0,
         reward_bias=-5.0,
         sparse_reward=True,
@@ -170,7 +170,7 @@ def _adroit_task(hand: str) -> Task:
         preset="adroit-pen" if hand == "pen" else "adroit",
         make_env=make_env,
         load_dataset=functools.partial(_load_default, name),
-        # {-1, 0} -> {-5, +5} (ALGORITHM.md section 6).
+        # {-1, 0} -> {-5, +5} (docs/algorithm.md section 6).
         reward_scale=10.0,
         reward_bias=5.0,
         sparse_reward=True,

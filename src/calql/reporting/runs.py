@@ -78,7 +78,7 @@ def method(config: dict) -> str:
 
 def finetuning_dip(run: "RunData", window: float = 0.1) -> float:
     """Score at the start of fine-tuning minus the lowest evaluated score in its first `window`
-    fraction (ALGORITHM.md's "unlearning"); 0 when it never drops, NaN without evaluations there."""
+    fraction (docs/algorithm.md's "unlearning"); 0 when it never drops, NaN without evaluations there."""
     offline, every = run.evals("offline"), run.config["eval_every"]
     limit = window * run.config["online_steps"]
     # An evaluation at step s was due at the multiple of eval_every it passed (module docstring).

@@ -1,4 +1,4 @@
-"""The offline-to-online loop of ALGORITHM.md section 5: offline gradient steps, then online
+"""The offline-to-online loop of docs/algorithm.md section 5: offline gradient steps, then online
 episodes each followed by len(episode) * UTD updates on mixed batches, with periodic
 evaluation of the deterministic policy, checkpoints, and exact resume."""
 
