@@ -11,7 +11,8 @@ import argparse
 import numpy as np
 
 from calql.reporting import stats
-from calql.reporting.runs import ALGO_NAMES, finetuning_dip, find_runs, group_runs
+from calql.reporting.protocol import final_score, finetuning_dip, start_score
+from calql.reporting.runs import ALGO_NAMES, find_runs, group_runs
 
 RESAMPLES = 5000
 
@@ -56,8 +57,8 @@ def main() -> None:
         mc = np.mean([_last(r, "offline/eval", "calibration/mc_return") for r in done])
         mae = [_last(r, "offline/reference", "reference/mae_vs_mc") for r in done]
         cells = [
-            _fmt(stats.mean_interval([r.summary["offline"]["normalized_score"] for r in done]), 1),
-            _fmt(stats.mean_interval([r.summary["final"]["normalized_score"] for r in done]), 1),
+            _fmt(stats.mean_interval([start_score(r) for r in done]), 1),
+            _fmt(stats.mean_interval([final_score(r) for r in done]), 1),
             _fmt(stats.mean_interval([finetuning_dip(r) for r in done]), 1),
             _fmt(stats.mean_interval(regrets), 3),
             _fmt(ratio, 2),

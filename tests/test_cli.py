@@ -66,7 +66,8 @@ def test_a_short_train_run_goes_end_to_end(algo, tmp_path, capsys):
     phases = {row["phase"] for row in rows}
     assert {"offline/train", "offline/eval", "online/train", "online/eval"} <= phases
     online_evals = [row for row in rows if row["phase"] == "online/eval"]
-    assert all(0.0 <= row["cumulative_regret"] <= 1.0 for row in online_evals)
+    assert online_evals[0]["step"] == 0 and "cumulative_regret" not in online_evals[0]  # before any episode
+    assert all(0.0 <= row["cumulative_regret"] <= 1.0 for row in online_evals[1:])
     train_rows = [row for row in rows if row["phase"] == "offline/train"]
     assert train_rows[-1]["step"] == 200 and "critic/bound_rate" in train_rows[-1]
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -13,6 +13,8 @@ from calql.commands import compare, plot
 from calql.reporting import stats
 from calql.reporting.plots import finetuning_zoom, learning_curve, regret
 from calql.reporting.report import write_report
+from calql.config import online_eval_steps
+from calql.reporting.protocol import final_score, finetuning_dip, start_score
 from calql.reporting.runs import find_runs, group_runs, load_run, online_curve
 
 CONFIG = {"task": "pointmaze-umaze", "offline_steps": 300, "offline_eval_every": 100, "online_steps": 500,
@@ -103,20 +105,21 @@ def test_report_tables_equal_the_summaries(two_seeds, tmp_path):
     report = write_report(find_runs([two_seeds]), out)
     for png in (out / "figures").iterdir():
         assert png.read_bytes().startswith(PNG_SIGNATURE) and f"figures/{png.name}" in report.read_text()
-    summaries = {(run.algo, run.seed): run.summary for run in find_runs([two_seeds])}
+    runs = {(run.algo, run.seed): run for run in find_runs([two_seeds])}
     with open(out / "seeds.csv") as file:
         for row in csv.DictReader(file):
-            summary = summaries[row["algo"], int(row["seed"])]
-            assert float(row["offline_score"]) == summary["offline"]["normalized_score"]
-            assert float(row["final_score"]) == summary["final"]["normalized_score"]
-            assert float(row["regret"]) == summary["regret"]
+            run = runs[row["algo"], int(row["seed"])]
+            assert float(row["offline_score"]) == run.summary["offline"]["normalized_score"]  # no step-0 eval here
+            assert float(row["final_score"]) == final_score(run)
+            assert float(row["regret"]) == run.summary["regret"]
     with open(out / "results.csv") as file:
         results = {row["algo"]: row for row in csv.DictReader(file)}
     assert float(results["calql"]["offline_score"]) == (50 + 60) / 2
-    assert float(results["cql"]["final_score"]) == (70 + 60) / 2
+    # The mean of each seed's last three evaluations: (5 + 40 + 70) / 3 and (20 + 60) / 2.
+    assert float(results["cql"]["final_score"]) == pytest.approx(((5 + 40 + 70) / 3 + (20 + 60) / 2) / 2)
     assert float(results["cql"]["regret"]) == pytest.approx((0.7 + 0.85) / 2)
     assert float(results["cql"]["regret_low"]) == 0.7 and float(results["cql"]["regret_high"]) == 0.85
-    row = "| pointmaze-umaze | CQL | 2 | 60.0 [55.0, 65.0] | 65.0 [60.0, 70.0] | 0.775 [0.700, 0.850] |"
+    row = "| pointmaze-umaze | CQL | 2 | 60.0 [55.0, 65.0] | 39.2 [38.3, 40.0] | 0.775 [0.700, 0.850] |"
     assert row in report.read_text()
     assert "Aggregates" not in report.read_text() and "Settings differ" not in report.read_text()
 
@@ -134,7 +137,8 @@ def test_a_running_run_is_plotted_but_not_tabulated(tmp_path):
     drawn = learning_curve({"calql": runs}, "t", tmp_path / "curve.png")
     np.testing.assert_allclose(drawn.series["calql/online"].mean, [20, 40, 40, 40])  # 0, 200, 400, 500
     report = write_report(runs, tmp_path / "out").read_text()
-    assert "| pointmaze-umaze | Cal-QL | 1 | 10.0 [10.0, 10.0] | 40.0 [40.0, 40.0] | 0.400 [0.400, 0.400] |" in report
+    # final score: the mean of its (up to three) evaluations 20 and 40
+    assert "| pointmaze-umaze | Cal-QL | 1 | 10.0 [10.0, 10.0] | 30.0 [30.0, 30.0] | 0.400 [0.400, 0.400] |" in report
     assert "| pointmaze-umaze | Cal-QL | 1 | running | running | running |" in report
     assert "**Settings differ between runs:** eval_episodes: 2, 5\n" in report
 
@@ -215,7 +219,8 @@ def test_compare_runs_end_to_end(tmp_path):
     with open(tmp_path / "results.csv") as file:
         results = {row["algo"]: row for row in csv.DictReader(file)}
     for run in runs:
-        assert float(results[run.algo]["final_score"]) == run.summary["final"]["normalized_score"]
+        assert float(results[run.algo]["final_score"]) == final_score(run)
+        assert run.evals("online")[0]["step"] == 0  # the pre-trained policy, evaluated before any online step
         assert float(results[run.algo]["regret"]) == run.summary["regret"]
     assert len(list((tmp_path / "figures").glob("*.png"))) == 4
     assert load_run(runs[0].path).summary == runs[0].summary
@@ -230,14 +235,31 @@ def _synthetic_run(offline_score: float, online: list[tuple[int, float]], **conf
     return RunData(Path("x"), settings, rows, None)
 
 
-def test_finetuning_dip_is_the_drop_within_the_first_tenth():
-    from calql.reporting.runs import finetuning_dip
+def test_finetuning_dip_is_the_drop_within_the_first_fifth_from_the_step_0_score():
+    # Evaluations due at 500 ... 2000 (taken at the end of the episodes past them) are in the 20% window.
+    run = _synthetic_run(70.0, [(0, 80.0), (530, 60.0), (1040, 50.0), (2010, 40.0), (2510, 10.0), (10_000, 90.0)])
+    assert finetuning_dip(run) == 40.0  # 80 at step 0, lowest 40 in the window; 10 at 2510 is after it
+    assert start_score(run) == 80.0
+    assert finetuning_dip(_synthetic_run(80.0, [(0, 80.0), (530, 85.0), (1040, 90.0)])) == 0.0
+    assert np.isnan(finetuning_dip(_synthetic_run(80.0, [(0, 80.0), (2510, 10.0)])))
 
-    # Evaluations due at 500 and 1000 (taken at the end of the episodes past them) are in the window.
-    run = _synthetic_run(80.0, [(530, 60.0), (1040, 50.0), (1510, 10.0), (10_000, 90.0)])
-    assert finetuning_dip(run) == 30.0
-    assert finetuning_dip(_synthetic_run(80.0, [(530, 85.0), (1040, 90.0)])) == 0.0
-    assert np.isnan(finetuning_dip(_synthetic_run(80.0, [(1510, 10.0)])))
+
+def test_runs_without_a_step_0_evaluation_start_from_the_last_offline_one():
+    run = _synthetic_run(80.0, [(530, 60.0), (1040, 50.0)])
+    assert start_score(run) == 80.0 and finetuning_dip(run) == 30.0
+
+
+def test_final_score_is_the_mean_of_the_last_three_evaluations():
+    run = _synthetic_run(0.0, [(0, 100.0), (500, 0.0), (1000, 30.0), (1500, 60.0), (2000, 90.0)])
+    assert final_score(run) == 60.0
+    assert final_score(_synthetic_run(0.0, [(0, 100.0), (500, 40.0)])) == 40.0  # fewer than three: all past 0
+    assert np.isnan(final_score(_synthetic_run(0.0, [(0, 100.0)])))
+
+
+def test_online_evaluation_grid_has_step_0_dense_start_and_regular_steps():
+    assert online_eval_steps(1000, 400, start_evals=4, start_eval_fraction=0.2) == [0, 50, 100, 150, 200, 400, 800, 1000]
+    assert online_eval_steps(1000, 400) == [0, 400, 800, 1000]
+    assert online_eval_steps(0, 400, 4) == []
 
 
 def test_method_label_tells_the_learned_reference_apart():

@@ -94,7 +94,13 @@ class TrainConfig:
     """Keep the Cal-QL bound during fine-tuning, with online Monte-Carlo returns (authors).
     False switches it off online (CORL's behaviour)."""
     eval_every: int = 2_000
-    """Evaluate every this many online environment steps."""
+    """Evaluate every this many online environment steps (also once at online step 0, before the
+    first online transition: the pre-trained policy, as the authors)."""
+    start_evals: int = 20
+    """Extra evaluations spread evenly over the first --start-eval-fraction of fine-tuning, where
+    the "unlearning" dip lives (20 over the first 20%: every 1% of the online budget); 0: none."""
+    start_eval_fraction: float = 0.2
+    """The part of fine-tuning that --start-evals covers (also the window of the fine-tuning dip)."""
     offline_eval_every: int = 0
     """Evaluate every this many offline gradient steps (0: only at the end of pre-training)."""
     eval_episodes: int = 20
@@ -188,6 +194,18 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+def online_eval_steps(online_steps: int, eval_every: int, start_evals: int = 0,
+                      start_eval_fraction: float = 0.2) -> list[int]:
+    """The nominal online steps of the evaluations, sorted: 0 (the pre-trained policy), the
+    `start_evals` dense ones over the first `start_eval_fraction` of fine-tuning, every multiple of
+    `eval_every`, and the end. An evaluation due at step s runs when the episode that passes s ends."""
+    if online_steps <= 0:
+        return []
+    window = start_eval_fraction * online_steps
+    dense = {max(1, round(window * k / start_evals)) for k in range(1, start_evals + 1)} if start_evals else set()
+    return sorted({0, *dense, *range(eval_every, online_steps, eval_every), online_steps})
+
+
 class ConfigError(CalqlError):
     """An option value the run cannot use; the message names the option and what it accepts."""
 
@@ -207,6 +225,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in ("batch_size", "utd", "reference_steps", "eval_every", "eval_episodes", "dataset_size", "updates_per_call"):
         value = getattr(config, name)
         _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    _check(config.start_evals >= 0, f"--start-evals must be >= 0, got {config.start_evals}")
+    _check(0.0 < config.start_eval_fraction <= 1.0,
+           f"--start-eval-fraction must be in (0, 1], got {config.start_eval_fraction}")
     _check(config.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {config.checkpoint_every}")
     _check(config.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
     _check(config.offline_eval_every >= 0, f"--offline-eval-every must be >= 0, got {config.offline_eval_every}")

@@ -1,7 +1,9 @@
 """Built-in default task: PointMaze with a fixed goal and a locally generated stitching dataset.
 
-`make_env` is gymnasium-robotics' PointMaze with the start and goal cells pinned per maze
-(`MAZES`). The goal never moves, so it is left out of the observation, which is just the
+`make_env` is gymnasium-robotics' PointMaze with a fixed goal cell and a start region per maze
+(`MAZES`): each episode starts in one of a few neighbouring start cells, drawn uniformly, plus
+PointMaze's own uniform noise of +-0.25 around the cell centre, so that evaluation outcomes vary
+between episodes. The goal never moves, so it is left out of the observation, which is just the
 ball's (x, y, vx, vy).
 
 `generate_dataset` builds a "diverse"-style offline dataset (like D4RL antmaze-diverse): a noisy
@@ -30,21 +32,29 @@ SUCCESS_RADIUS = 0.45
 
 @dataclasses.dataclass(frozen=True)
 class MazeSpec:
-    """One evaluation task: a PointMaze layout with a fixed start cell and goal cell."""
+    """One evaluation task: a PointMaze layout with a start region and a fixed goal cell."""
 
     gym_id: str
-    reset_cell: tuple[int, int]
+    start_cells: tuple[tuple[int, int], ...]
+    """Cells (row, col) an episode starts in, drawn uniformly; the first is D4RL maze2d's start."""
     goal_cell: tuple[int, int]
     max_episode_steps: int
 
+    @property
+    def reset_cell(self) -> tuple[int, int]:
+        return self.start_cells[0]
+
 
 # Start and goal are D4RL maze2d's cells, 6 / 10 / 14 grid steps apart on the shortest path, so the
-# dataset's random hops between cells must be stitched. The time limits (gymnasium-robotics'
-# defaults) are over 2x the ~120 / ~200 / ~285 steps the noiseless scripted controller needs.
+# dataset's random hops between cells must be stitched; the start region adds the free cells next
+# to the start in the same corner. The time limits (gymnasium-robotics' defaults) are over 2x the
+# ~120 / ~200 / ~285 steps the noiseless scripted controller needs from the start cell.
 MAZES: dict[str, MazeSpec] = {
-    "umaze": MazeSpec("PointMaze_UMaze-v3", reset_cell=(3, 1), goal_cell=(1, 1), max_episode_steps=300),
-    "medium": MazeSpec("PointMaze_Medium-v3", reset_cell=(1, 1), goal_cell=(6, 6), max_episode_steps=600),
-    "large": MazeSpec("PointMaze_Large-v3", reset_cell=(1, 1), goal_cell=(7, 9), max_episode_steps=800),
+    "umaze": MazeSpec("PointMaze_UMaze-v3", start_cells=((3, 1), (3, 2)), goal_cell=(1, 1), max_episode_steps=300),
+    "medium": MazeSpec("PointMaze_Medium-v3", start_cells=((1, 1), (1, 2), (2, 1), (2, 2)), goal_cell=(6, 6),
+                       max_episode_steps=600),
+    "large": MazeSpec("PointMaze_Large-v3", start_cells=((1, 1), (1, 2), (2, 1)), goal_cell=(7, 9),
+                      max_episode_steps=800),
 }
 
 # Scripted controller: PD gains on (waypoint - position) and velocity, Gaussian action noise,
@@ -105,22 +115,28 @@ def success(xy: np.ndarray, maze: str) -> np.ndarray:
 
 
 class _FixedGoalTask(gym.Wrapper):
-    """Pins PointMaze's start and goal cells, removes the goal noise, applies `success`.
+    """Draws the start cell from the task's start region, pins the goal cell, removes the goal
+    noise, applies `success`.
 
-    Reset options from the caller are ignored: the task's cells are fixed by design.
+    Reset options from the caller are ignored: the task's cells are fixed by design. The start cell
+    is drawn from the base env's RNG (seeded by reset(seed=...), saved in checkpoints).
     """
 
     def __init__(self, env: gym.Env, maze: str):
         super().__init__(env)
         self._maze = maze
-        self._cells = {
-            "reset_cell": np.array(maze_spec(maze).reset_cell),
-            "goal_cell": np.array(maze_spec(maze).goal_cell),
-        }
+        self._start_cells = np.array(maze_spec(maze).start_cells)
+        self._goal_cell = np.array(maze_spec(maze).goal_cell)
         self._goal = goal_xy(maze)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = self.env.reset(seed=seed, options=self._cells)
+        base = self.env.unwrapped
+        if seed is not None:
+            # Seed first, so the start cell comes from the seeded stream; PointMaze's inner robot
+            # env draws nothing at reset, so resetting it unseeded below changes nothing.
+            gym.Env.reset(base, seed=seed)
+        start = self._start_cells[base.np_random.integers(len(self._start_cells))]
+        obs, info = self.env.reset(options={"reset_cell": start, "goal_cell": self._goal_cell})
         # The base env adds uniform noise to the goal as well as the start; undo it for the goal.
         base = self.env.unwrapped
         base.goal = self._goal.copy()

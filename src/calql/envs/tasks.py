@@ -108,7 +108,7 @@ def _pointmaze_task(maze: str) -> Task:
     make_env = functools.partial(pointmaze.make_env, maze)
     return Task(
         name=f"pointmaze-{maze}",
-        description=f"{spec.gym_id}, fixed start {spec.reset_cell} and goal {spec.goal_cell}, sparse reward, "
+        description=f"{spec.gym_id}, start cells {list(spec.start_cells)} and fixed goal {spec.goal_cell}, sparse reward, "
         "locally generated stitching data (built in, no download)",
         preset="pointmaze",
         make_env=make_env,

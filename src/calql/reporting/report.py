@@ -13,7 +13,8 @@ import numpy as np
 import calql
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
-from calql.reporting.runs import ALGO_NAMES, RunData, finetuning_dip, group_runs
+from calql.reporting.protocol import FINAL_EVALUATIONS, cumulative_regret, final_score, finetuning_dip, start_score
+from calql.reporting.runs import ALGO_NAMES, RunData, group_runs
 
 RESULTS = {
     "offline_score": "score after pre-training",
@@ -21,8 +22,8 @@ RESULTS = {
     "regret": "cumulative regret",
     "dip": "fine-tuning dip",
 }
-"""Column -> heading. Scores are normalized (0-100); regret is in [0, 1], lower is better; the dip
-is the score at the start of fine-tuning minus the lowest in its first 10% (0 = no unlearning)."""
+"""Column -> heading; the definitions are calql.reporting.protocol's. Scores are normalized (0-100);
+regret is in [0, 1], lower is better; the dip is 0 without unlearning."""
 DIGITS = {"offline_score": 1, "final_score": 1, "regret": 3, "dip": 1}
 """Decimals shown in the Markdown tables (the CSV files keep full precision)."""
 SETTINGS_IGNORED = {"seed", "algo", "reference", "task", "run_dir", "run_name", "resume", "checkpoint_every", "keep_checkpoints",
@@ -35,9 +36,9 @@ def run_results(run: RunData) -> dict[str, float] | None:
     if run.summary is None:
         return None
     return {
-        "offline_score": run.summary["offline"]["normalized_score"],
-        "final_score": run.summary["final"]["normalized_score"],
-        "regret": run.summary["regret"],
+        "offline_score": start_score(run),
+        "final_score": final_score(run),
+        "regret": cumulative_regret(run),
         "dip": finetuning_dip(run),
     }
 
@@ -141,8 +142,10 @@ def _header(runs: list[RunData]) -> list[str]:
     lines = [f"# calql report ({len(runs)} runs)", "",
              f"calql {calql.__version__}. Intervals: 95% bootstrap confidence interval of the mean over seeds "
              f"({stats.RESAMPLES} resamples). Scores are normalized (0-100); cumulative regret is the mean of "
-             "(1 - success) over online episodes, lower is better. Fine-tuning dip: the score at the start of "
-             "fine-tuning minus the lowest evaluated score in its first 10% (0 = no unlearning).", "",
+             "(1 - success) over online episodes, lower is better. Score after pre-training: the evaluation at "
+             "online step 0 (before the first online transition). Score after fine-tuning: the mean of the last "
+             f"{FINAL_EVALUATIONS} evaluations. Fine-tuning dip: the score after pre-training minus the lowest "
+             "evaluated score in the first 20% of fine-tuning (0 = no unlearning).", "",
              f"Settings: {settings.get('offline_steps')} offline gradient steps, {settings.get('online_steps')} "
              f"online environment steps, {settings.get('eval_episodes')} evaluation episodes, dataset of "
              f"{settings.get('dataset_size')} transitions (dataset seed {settings.get('dataset_seed')}).", ""]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calql.config import online_eval_steps
 from calql.errors import CalqlError
 from calql.reporting.stats import curve_interval
 
@@ -74,19 +75,6 @@ def method(config: dict) -> str:
     """A run configuration's method label (see ALGO_NAMES)."""
     learned = config["algo"] == "calql" and config.get("reference", "mc") == "learned"
     return "calql-learned" if learned else config["algo"]
-
-
-def finetuning_dip(run: "RunData", window: float = 0.1) -> float:
-    """Score at the start of fine-tuning minus the lowest evaluated score in its first `window`
-    fraction (docs/algorithm.md's "unlearning"); 0 when it never drops, NaN without evaluations there."""
-    offline, every = run.evals("offline"), run.config["eval_every"]
-    limit = window * run.config["online_steps"]
-    # An evaluation at step s was due at the multiple of eval_every it passed (module docstring).
-    early = [row["normalized_score"] for row in run.evals("online") if (row["step"] // every) * every <= limit]
-    if not offline or not early:
-        return float("nan")
-    start = offline[-1]["normalized_score"]
-    return max(0.0, start - min(early))
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -159,17 +147,24 @@ def offline_curve(runs: list[RunData], key: str) -> Curve:
     return Curve(grid, np.array([_at_or_after(run.evals("offline"), key, grid) for run in runs]).reshape(len(runs), -1))
 
 
-def _online_grid(config: dict) -> list[int]:
+def online_grid(config: dict) -> list[int]:
+    """The nominal online evaluation steps of a run (config.online_eval_steps). Runs made before
+    calql evaluated at online step 0 (no "start_evals" option) have no 0 on their grid."""
     every, total = config["eval_every"], config["online_steps"]
-    return [*range(every, total, every), total] if total > 0 else []
+    if "start_evals" not in config:
+        return [*range(every, total, every), total] if total > 0 else []
+    return online_eval_steps(total, every, config["start_evals"], config["start_eval_fraction"])
 
 
 def online_curve(runs: list[RunData], key: str, start: bool = True) -> Curve:
-    """`key` of the online evaluations on the nominal grid (see the module docstring);
-    with start, step 0 holds the last offline evaluation (where fine-tuning starts)."""
-    grid = np.array(sorted({step for run in runs for step in _online_grid(run.config)}), dtype=int)
+    """`key` of the online evaluations on the nominal grid (see the module docstring). With
+    start and runs that have no evaluation at online step 0, step 0 holds the last offline
+    evaluation (the same pre-trained policy); without start, step 0 is left out."""
+    grid = np.array(sorted({step for run in runs for step in online_grid(run.config)}), dtype=int)
+    if not start:
+        grid = grid[grid > 0]
     values = np.array([_at_or_after(run.evals("online"), key, grid) for run in runs]).reshape(len(runs), -1)
-    if start:
+    if start and (not grid.size or grid[0] != 0):
         first = [run.evals("offline")[-1].get(key, np.nan) if run.evals("offline") else np.nan for run in runs]
         grid, values = np.concatenate([[0], grid]), np.column_stack([first, values])
     return Curve(grid, values)

@@ -17,7 +17,7 @@ from rich.console import Console
 from calql.agent.acting import calibration_stats, deterministic_action, sample_action
 from calql.agent.state import AgentState, create_agent
 from calql.agent.update import update, update_seeds
-from calql.config import ConfigError, TrainConfig, config_from_dict, differences, validate
+from calql.config import ConfigError, TrainConfig, config_from_dict, differences, online_eval_steps, validate
 from calql.data.replay import OnlineBuffer, episode_transitions, gather, offline_transitions, sample_stack
 from calql.data import sources
 from calql.data.returns import transform_rewards
@@ -231,8 +231,6 @@ def _start_online(run: Run) -> None:
     run.env.reset(seed=cfg.seed)
     capacity = cfg.online_steps + run.env.spec.max_episode_steps
     run.buffer = OnlineBuffer(capacity, run.offline.observations.shape[1], run.offline.actions.shape[1])
-    if run.counters.next_eval == 0:
-        run.counters.next_eval = cfg.eval_every
 
 
 def _collect(run: Run) -> tuple[int, bool]:
@@ -250,10 +248,21 @@ def _after_updates(run: Run, before: int, length: int, success: bool, metrics: d
     _record_training(run, "online/train", counters.online_done,
                      {**metrics, "episode_success": float(success), "episode_length": length})
     if counters.online_done >= counters.next_eval or counters.online_done >= cfg.online_steps:
-        counters.final_result = _evaluate(run, "online", counters.online_done)
-        counters.next_eval = (counters.online_done // cfg.eval_every + 1) * cfg.eval_every
+        _evaluate_online(run)
     if _due(counters.online_done, before, cfg.checkpoint_every) or counters.online_done >= cfg.online_steps:
         _save_checkpoint(run)
+
+
+def _next_eval_step(config: TrainConfig, done: int) -> int:
+    """The first nominal evaluation step after `done` online steps (the end if none is left)."""
+    steps = online_eval_steps(config.online_steps, config.eval_every, config.start_evals, config.start_eval_fraction)
+    return next((step for step in steps if step > done), config.online_steps)
+
+
+def _evaluate_online(run: Run) -> None:
+    counters = run.counters
+    counters.final_result = _evaluate(run, "online", counters.online_done)
+    counters.next_eval = _next_eval_step(run.config, counters.online_done)
 
 
 def _online_phase(runs: list[Run]) -> None:
@@ -264,6 +273,8 @@ def _online_phase(runs: list[Run]) -> None:
                              min(run.counters.online_done for run in runs))
     for run in runs:
         run.counters.final_result = run.counters.final_result or run.counters.offline_result
+        if run.counters.online_done == 0 and run.counters.next_eval == 0:
+            _evaluate_online(run)  # the pre-trained policy, before the first online transition
     while any(run.counters.online_done < cfg.online_steps for run in runs):
         befores = [run.counters.online_done for run in runs]
         episodes = [_collect(run) if before < cfg.online_steps else (0, False) for run, before in zip(runs, befores)]
