@@ -18,7 +18,8 @@ TINY_RUN = [
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["--task", "nope"], "--task: unknown task 'nope'; accepted: pointmaze-large, pointmaze-medium, pointmaze-umaze"),
+        (["--task", "nope"], "--task: unknown task 'nope'; accepted: pointmaze-large, pointmaze-large-narrow, pointmaze-medium, "
+         "pointmaze-medium-narrow, pointmaze-umaze, pointmaze-umaze-narrow"),
         (["--offline-steps", "-1"], "--offline-steps must be >= 0, got -1"),
         (["--online-steps", "-3"], "--online-steps must be >= 0, got -3"),
         (["--mixing-ratio", "1.5"], "--mixing-ratio must be in [0, 1], got 1.5"),

@@ -230,3 +230,30 @@ def test_corrupt_cache_is_a_one_line_error_naming_the_path(tmp_path, monkeypatch
     with pytest.raises(DatasetError, match="delete") as err:
         pm.load_or_generate("umaze", 500, seed=0)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_narrow_data_is_demonstrations_from_the_start_region_to_the_goal_and_failed_attempts():
+    data = pm.generate_narrow_dataset("umaze", seed=0, demos=4, failures=2)
+    ends = np.flatnonzero(data["terminals"] | data["timeouts"])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    assert len(ends) == 6
+    centres = np.array([pm.cell_xy("umaze", cell) for cell in pm.MAZES["umaze"].start_cells])
+    for start in starts:  # every episode begins in a start cell (within the env's start noise)
+        assert np.abs(data["observations"][start, :2] - centres).max(axis=1).min() <= 0.25 + 1e-6
+    assert data["terminals"][ends[:4]].all()  # the demonstrations end at the goal
+    assert pm.success(data["next_observations"][ends[:4], :2], "umaze").all()
+    assert data["rewards"].sum() == data["terminals"].sum()  # reward 1 exactly where an episode reaches the goal
+    # Episodes are whole: the next observation continues each episode up to its end.
+    inside = np.setdiff1d(np.arange(len(data["rewards"]) - 1), ends)
+    np.testing.assert_array_equal(data["next_observations"][inside], data["observations"][inside + 1])
+    again = pm.generate_narrow_dataset("umaze", seed=0, demos=4, failures=2)
+    assert all(np.array_equal(data[key], again[key]) for key in data)
+
+
+def test_narrow_task_caches_whole_episodes_and_reads_them_back():
+    from calql.envs.tasks import get_task
+
+    task = get_task("pointmaze-umaze-narrow")
+    first, cached = task.load_dataset(0, 0), task.load_dataset(0, 0)
+    assert all(np.array_equal(first[key], cached[key]) for key in first)
+    assert first["terminals"].sum() >= pm.NARROW_DEMOS

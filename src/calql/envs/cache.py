@@ -10,16 +10,22 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from calql.data.returns import trajectory_ends
+
 
 def episode_buffers(data: dict[str, np.ndarray]) -> list:
-    """Split flat data at its time-outs into Minari episodes (L+1 observations, L steps each).
+    """Split flat data into Minari episodes (L+1 observations, L steps each) at its time-outs and
+    wherever the next observation does not continue the episode (an episode that ended at a
+    terminal, followed by a new one).
 
     Terminals inside an episode stay per-step `terminations` (D4RL AntMaze style): the scripted
     episode went on after them.
     """
     from minari.data_collector import EpisodeBuffer
 
-    ends = np.flatnonzero(data["timeouts"]) + 1
+    no_terminals = np.zeros(len(data["rewards"]), bool)
+    ends = np.flatnonzero(trajectory_ends(no_terminals, data["timeouts"], data["observations"],
+                                          data["next_observations"])) + 1
     starts = np.concatenate([[0], ends[:-1]])
     return [
         EpisodeBuffer(
@@ -53,11 +59,12 @@ def write_minari(dataset_id: str, data: dict[str, np.ndarray], env: gym.Env, alg
         raise
 
 
-def load_or_generate(dataset_id: str, num_transitions: int, generate: Callable[[], dict[str, np.ndarray]],
+def load_or_generate(dataset_id: str, num_transitions: int | None, generate: Callable[[], dict[str, np.ndarray]],
                      make_env: Callable[[], gym.Env], algorithm: str, description: str) -> dict[str, np.ndarray]:
     """The cached dataset `dataset_id`, or `generate()` written to the cache first.
 
-    A cache that is unreadable or of the wrong size is a DatasetError naming its folder.
+    A cache that is unreadable or (when `num_transitions` is known) of the wrong size is a
+    DatasetError naming its folder.
     """
     from calql.data.sources import DatasetError, minari_root, read_minari
 
@@ -67,7 +74,7 @@ def load_or_generate(dataset_id: str, num_transitions: int, generate: Callable[[
             data = read_minari(dataset_id)
         except DatasetError as err:
             raise DatasetError(f"corrupt dataset cache at {path} ({err}); delete that folder to regenerate it") from err
-        if len(data["rewards"]) != num_transitions:
+        if num_transitions is not None and len(data["rewards"]) != num_transitions:
             raise DatasetError(f"corrupt dataset cache at {path} (it holds {len(data['rewards'])} transitions, "
                                f"not {num_transitions}); delete that folder to regenerate it")
         return data

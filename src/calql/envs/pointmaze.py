@@ -339,6 +339,89 @@ def generate_dataset(
     return _flat_transitions(all_obs, all_actions, maze)
 
 
+# ----- narrow data: demonstrations from the start region to the goal (Adroit-style coverage) -----
+
+NARROW_DEMOS = 40
+NARROW_FAILURES = 20
+"""Episodes of the narrow dataset: noisy demonstrations that reach the goal, and failed attempts."""
+
+
+def _narrow_episode(env: gym.Env, rng: np.random.Generator, ctrl: _Controller, maze: str,
+                    waypoint_goals: list[int]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One episode from a start cell drawn from the start region, the noisy controller heading to
+    each of `waypoint_goals` in turn (the last one held), until the goal region or the time limit.
+    Returns observations (L+1, 4), actions (L, 2) and whether it ended at the goal."""
+    spec = maze_spec(maze)
+    start = spec.start_cells[rng.integers(len(spec.start_cells))]
+    obs, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": np.array(start), "goal_cell": np.array(start)})
+    observations, actions, target = [obs["observation"]], [], 0
+    for _ in range(spec.max_episode_steps):
+        current = observations[-1]
+        goal = np.array(waypoint_goals[target])
+        action = np.clip(_waypoint_actions(ctrl, current, goal) + rng.normal(0.0, ACTION_NOISE_STD, 2), -1.0, 1.0)
+        observations.append(env.step(action.astype(np.float32))[0]["observation"])
+        actions.append(action)
+        if success(np.asarray(observations[-1][:2], np.float32), maze):
+            return np.array(observations), np.array(actions, np.float32), True
+        if np.linalg.norm(observations[-1][:2] - ctrl.centres[goal]) <= GOAL_REACHED_RADIUS:
+            target = min(target + 1, len(waypoint_goals) - 1)
+    return np.array(observations), np.array(actions, np.float32), False
+
+
+def _failure_goals(rng: np.random.Generator, ctrl: _Controller, maze: str, count: int = 4) -> list[int]:
+    """Random cells other than the goal cell: a failed attempt wanders between them."""
+    spec = maze_spec(maze)
+    goal = spec.goal_cell[0] * ctrl.shape[1] + spec.goal_cell[1]
+    candidates = ctrl.free_cells[ctrl.free_cells != goal]
+    return [int(cell) for cell in rng.choice(candidates, count)]
+
+
+def generate_narrow_dataset(maze: str, seed: int, demos: int = NARROW_DEMOS,
+                            failures: int = NARROW_FAILURES) -> dict[str, np.ndarray]:
+    """Narrow data like Adroit's: `demos` noisy scripted demonstrations from the start region to the
+    goal (each ends at the goal: terminal), then `failures` attempts that wander between random
+    other cells until the time limit (an attempt that happens to reach the goal ends there, a
+    success). Deterministic given `seed`."""
+    ctrl = _controller(maze)
+    spec = maze_spec(maze)
+    goal = spec.goal_cell[0] * ctrl.shape[1] + spec.goal_cell[1]
+    env = make_maze(spec.gym_id, continuing_task=True).unwrapped
+    episodes = []
+    for index in range(demos + failures):
+        rng = np.random.default_rng([seed, index])
+        targets = [goal] if index < demos else _failure_goals(rng, ctrl, maze)
+        episodes.append(_narrow_episode(env, rng, ctrl, maze, targets))
+    env.close()
+    return _episodes_to_transitions(episodes, maze)
+
+
+def _episodes_to_transitions(episodes: list[tuple[np.ndarray, np.ndarray, bool]], maze: str) -> dict[str, np.ndarray]:
+    """Flat transitions of whole episodes: terminal at the goal, a time-out otherwise."""
+    data = _flat_transitions([obs for obs, _, _ in episodes], [actions for _, actions, _ in episodes], maze)
+    last = np.cumsum([len(actions) for _, actions, _ in episodes]) - 1
+    reached = np.array([ended for _, _, ended in episodes])
+    data["timeouts"][last] = ~reached  # _flat_transitions marks every episode's end a time-out
+    return data
+
+
+def narrow_dataset_id(maze: str, seed: int, demos: int = NARROW_DEMOS, failures: int = NARROW_FAILURES) -> str:
+    return f"calql/pointmaze-{maze}-narrow-d{demos}-f{failures}-s{seed}-v0"
+
+
+def load_or_generate_narrow(maze: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """`generate_narrow_dataset(maze, seed)`, cached as a local Minari dataset (see `load_or_generate`)."""
+    spec = maze_spec(maze)
+    description = (
+        f"calql PointMaze narrow data on {spec.gym_id}: {NARROW_DEMOS} noisy demonstrations (BFS waypoint PD "
+        f"controller, action noise std={ACTION_NOISE_STD}) from start cells {list(spec.start_cells)} to the goal "
+        f"cell {spec.goal_cell}, and {NARROW_FAILURES} attempts wandering between other cells."
+    )
+    return cache.load_or_generate(
+        narrow_dataset_id(maze, seed), None, generate=lambda: generate_narrow_dataset(maze, seed),
+        make_env=lambda: make_env(maze), algorithm="scripted BFS waypoint controller", description=description,
+    )
+
+
 def dataset_id(maze: str, num_transitions: int, seed: int) -> str:
     """The Minari dataset id under which `load_or_generate` caches a dataset."""
     return f"calql/pointmaze-{maze}-stitch-n{num_transitions}-s{seed}-v0"

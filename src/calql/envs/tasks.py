@@ -125,6 +125,20 @@ def _pointmaze_task(maze: str) -> Task:
     )
 
 
+def _pointmaze_narrow_task(maze: str) -> Task:
+    """The same maze and reward with narrow data: demonstrations from the start region to the goal
+    plus failed attempts (Adroit-style coverage, where the paper finds CQL's unlearning)."""
+    spec = pointmaze.MAZES[maze]
+    return dataclasses.replace(
+        _pointmaze_task(maze),
+        name=f"pointmaze-{maze}-narrow",
+        description=f"{spec.gym_id}, start cells {list(spec.start_cells)} and fixed goal {spec.goal_cell}, sparse "
+        f"reward, narrow data: {pointmaze.NARROW_DEMOS} noisy demonstrations to the goal + "
+        f"{pointmaze.NARROW_FAILURES} failed attempts (built in; --dataset-size is not used)",
+        load_dataset=lambda size, seed: pointmaze.load_or_generate_narrow(maze, seed),
+    )
+
+
 # ----- AntMaze -----
 
 
@@ -249,6 +263,7 @@ def _manipulation_task(domain: str) -> Task:
 
 def _all_tasks() -> dict[str, Task]:
     tasks = [_pointmaze_task(maze) for maze in pointmaze.MAZES]
+    tasks += [_pointmaze_narrow_task(maze) for maze in pointmaze.MAZES]
     tasks += [_antmaze_task(dataset) for dataset in antmaze.DATASETS]
     tasks += [_adroit_task(hand) for hand in adroit.HANDS]
     tasks += [_kitchen_task(variant) for variant in kitchen.TASKS]
