@@ -1,9 +1,15 @@
-"""The numbers of docs/results.md from a sweep folder's trials (or any folder of run directories):
-per task and method, the fine-tuning dip, cumulative regret, the regret ratio against CQL, the
-calibration diagnostic at the end of each phase, and the learned reference's error against the
-Monte-Carlo returns; 95% bootstrap intervals over seeds.
+"""The numbers of docs/results.md from a sweep folder's trials (or any folder of run directories),
+with the definitions of calql.reporting.protocol and 95% bootstrap intervals over seeds:
 
-    python experiments/summarize.py docs/results/pointmaze-medium/trials [more folders...]
+1. per task and method: the score after pre-training (online step 0), the final score (mean of
+   the last three evaluations), the fine-tuning dip, cumulative regret and its ratio to CQL's;
+2. per task and method, whether pre-training settled and the calibration precondition: the
+   spread of the last three offline evaluations, the policy entropy and, at the end of
+   pre-training, the mean learned Q on the data and on the policy's actions against the mean
+   Monte-Carlo return, the fraction of data Q-values below it, and the learned reference's error;
+3. per task, the paper's claims against CQL: dip difference, regret ratio and calibration gap.
+
+    python experiments/summarize.py docs/results/pointmaze-medium-narrow/trials [more folders...]
 """
 
 import argparse
@@ -12,22 +18,7 @@ import numpy as np
 
 from calql.reporting import stats
 from calql.reporting.protocol import final_score, finetuning_dip, start_score
-from calql.reporting.runs import ALGO_NAMES, find_runs, group_runs
-
-RESAMPLES = 5000
-
-
-def ratio_interval(x: list[float], y: list[float]) -> tuple[float, float, float]:
-    """mean(x) / mean(y) with a percentile bootstrap interval (x and y resampled independently)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if y.mean() == 0:
-        return (np.nan, np.nan, np.nan)
-    rng = np.random.default_rng(stats.SEED)
-    xs = x[rng.integers(0, x.size, (RESAMPLES, x.size))].mean(axis=1)
-    ys = y[rng.integers(0, y.size, (RESAMPLES, y.size))].mean(axis=1)
-    ratios = xs[ys > 0] / ys[ys > 0]
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return (float(x.mean() / y.mean()), float(low), float(high))
+from calql.reporting.runs import ALGO_NAMES, RunData, find_runs, group_runs
 
 
 def _fmt(value: tuple[float, float, float], digits: int) -> str:
@@ -35,38 +26,96 @@ def _fmt(value: tuple[float, float, float], digits: int) -> str:
     return "n/a" if not np.isfinite(mean) else f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _last(run, phase: str, key: str) -> float:
+def _last(run: RunData, phase: str, key: str) -> float:
     rows = [row for row in run.rows if row["phase"] == phase and key in row]
     return rows[-1][key] if rows else np.nan
+
+
+def offline_spread(run: RunData, last: int = 3) -> float:
+    """Standard deviation of the last `last` offline evaluation scores: 0 when pre-training settled."""
+    scores = [row["normalized_score"] for row in run.evals("offline")][-last:]
+    return float(np.std(scores)) if len(scores) == last else np.nan
+
+
+def pretrained_calibration(run: RunData, key: str) -> float:
+    """A calibration diagnostic of the pre-trained agent: the step-0 online evaluation's, else the
+    last offline one's."""
+    online = run.evals("online")
+    if online and online[0]["step"] == 0 and key in online[0]:
+        return online[0][key]
+    return _last(run, "offline/eval", key)
+
+
+def calibration_gap(run: RunData, key: str = "calibration/q_policy") -> float:
+    """Mean learned Q (on the policy's actions by default) minus the mean Monte-Carlo return, after pre-training."""
+    return pretrained_calibration(run, key) - pretrained_calibration(run, "calibration/mc_return")
+
+
+def _finished(runs: list[RunData]) -> list[RunData]:
+    return [run for run in runs if run.summary is not None]
+
+
+def _interval(runs: list[RunData], value, digits: int) -> str:
+    return _fmt(stats.mean_interval([value(run) for run in runs]), digits)
+
+
+def results_table(groups) -> list[str]:
+    lines = ["| task | method | seeds | score after pre-training | final score | dip | cumulative regret | regret / CQL's |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (task, method), runs in groups.items():
+        done = _finished(runs)
+        regrets = [run.summary["regret"] for run in done]
+        cql = [run.summary["regret"] for run in _finished(groups.get((task, "cql"), []))]
+        ratio = stats.ratio_interval(regrets, cql) if method != "cql" and cql else (np.nan,) * 3
+        cells = [_interval(done, start_score, 1), _interval(done, final_score, 1), _interval(done, finetuning_dip, 1),
+                 _fmt(stats.mean_interval(regrets), 3), _fmt(ratio, 2)]
+        lines.append(f"| {task} | {ALGO_NAMES.get(method, method)} | {len(done)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def pretraining_table(groups) -> list[str]:
+    lines = ["| task | method | seeds | spread of last 3 offline scores | policy entropy | Q on data - MC | "
+             "Q on policy actions - MC | data Q below MC | learned reference: MAE vs MC |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (task, method), runs in groups.items():
+        done = _finished(runs)
+        mae = [_last(r, "offline/reference", "reference/mae_vs_mc") for r in done]
+        cells = [
+            _interval(done, offline_spread, 1),
+            _interval(done, lambda r: _last(r, "offline/train", "actor/entropy"), 2),
+            _interval(done, lambda r: calibration_gap(r, "calibration/q_data"), 0),
+            _interval(done, calibration_gap, 0),
+            _interval(done, lambda r: pretrained_calibration(r, "calibration/q_below_return"), 2),
+            _fmt(stats.mean_interval(mae), 1) if np.isfinite(mae).any() else "-",
+        ]
+        lines.append(f"| {task} | {ALGO_NAMES.get(method, method)} | {len(done)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def claims_table(groups) -> list[str]:
+    """Each Cal-QL variant against CQL on the same task: the three claims of the paper."""
+    lines = ["| task | method vs CQL | dip: CQL - method (> 0: smaller dip) | regret ratio (< 1: lower regret) | "
+             "Q(s, pi) - MC after pre-training: method - CQL (> 0: less pessimistic) |", "|---|---|---|---|---|"]
+    for (task, method), runs in groups.items():
+        cql = _finished(groups.get((task, "cql"), []))
+        done = _finished(runs)
+        if method == "cql" or not cql or not done:
+            continue
+        dip = stats.difference_interval([finetuning_dip(r) for r in cql], [finetuning_dip(r) for r in done])
+        ratio = stats.ratio_interval([r.summary["regret"] for r in done], [r.summary["regret"] for r in cql])
+        gap = stats.difference_interval([calibration_gap(r) for r in done], [calibration_gap(r) for r in cql])
+        lines.append(f"| {task} | {ALGO_NAMES.get(method, method)} | {_fmt(dip, 1)} | {_fmt(ratio, 2)} | {_fmt(gap, 0)} |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+")
     groups = group_runs(find_runs(parser.parse_args().folders))
-    print("| task | method | seeds | score after pre-training | after fine-tuning | dip | cumulative regret | "
-          "regret / CQL's | Q on data vs MC, end of pre-training | end of fine-tuning | learned reference: MAE vs MC |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for (task, method), runs in groups.items():
-        done = [run for run in runs if run.summary is not None]
-        regrets = [run.summary["regret"] for run in done]
-        cql = [run.summary["regret"] for run in groups.get((task, "cql"), []) if run.summary is not None]
-        ratio = ratio_interval(regrets, cql) if method != "cql" and cql else (np.nan,) * 3
-        q_offline = np.mean([_last(r, "offline/eval", "calibration/q_data") for r in done])
-        q_online = np.mean([_last(r, "online/eval", "calibration/q_data") for r in done])
-        mc = np.mean([_last(r, "offline/eval", "calibration/mc_return") for r in done])
-        mae = [_last(r, "offline/reference", "reference/mae_vs_mc") for r in done]
-        cells = [
-            _fmt(stats.mean_interval([start_score(r) for r in done]), 1),
-            _fmt(stats.mean_interval([final_score(r) for r in done]), 1),
-            _fmt(stats.mean_interval([finetuning_dip(r) for r in done]), 1),
-            _fmt(stats.mean_interval(regrets), 3),
-            _fmt(ratio, 2),
-            f"{q_offline:.0f} vs {mc:.0f}",
-            f"{q_online:.0f} vs {mc:.0f}",
-            _fmt(stats.mean_interval(mae), 1) if np.isfinite(mae).any() else "-",
-        ]
-        print(f"| {task} | {ALGO_NAMES.get(method, method)} | {len(done)} | " + " | ".join(cells) + " |")
+    for title, table in (("Results", results_table), ("Pre-training and calibration", pretraining_table),
+                         ("Claims against CQL", claims_table)):
+        print(f"### {title}\n")
+        print("\n".join(table(groups)) + "\n")
 
 
 if __name__ == "__main__":

@@ -267,3 +267,13 @@ def test_method_label_tells_the_learned_reference_apart():
     assert _synthetic_run(0.0, [], reference="mc").algo == "calql"
     assert _synthetic_run(0.0, [], algo="cql", reference="learned").algo == "cql"
     assert _synthetic_run(0.0, []).algo == "calql"  # run directories written before --reference existed
+
+
+def test_two_sample_intervals_of_the_claims():
+    from calql.reporting.stats import difference_interval, ratio_interval
+
+    assert difference_interval([3.0, 3.0], [1.0, 1.0, 1.0]) == (2.0, 2.0, 2.0)
+    assert ratio_interval([1.0, 1.0], [4.0, 4.0]) == (0.25, 0.25, 0.25)
+    mean, low, high = difference_interval([0.0, 10.0, 20.0], [0.0, 0.0, 0.0])
+    assert mean == 10.0 and 0.0 <= low < mean < high <= 20.0
+    assert all(np.isnan(ratio_interval([1.0], [0.0, 0.0])))

@@ -37,6 +37,33 @@ def mean_interval(values) -> tuple[float, float, float]:
     return (mean, *_percentiles(means))
 
 
+def _two_sample_means(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The finite values of x and y and RESAMPLES bootstrap means of each, resampled independently."""
+    x, y = (np.asarray(v, dtype=float) for v in (x, y))
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    rng = np.random.default_rng(SEED)
+    xs = x[rng.integers(0, x.size, (RESAMPLES, x.size))].mean(axis=1)
+    ys = y[rng.integers(0, y.size, (RESAMPLES, y.size))].mean(axis=1)
+    return x, y, xs, ys
+
+
+def ratio_interval(x, y) -> tuple[float, float, float]:
+    """mean(x) / mean(y) and its 95% percentile-bootstrap interval (x and y resampled
+    independently, e.g. the regret of two methods over their seeds); NaN if mean(y) is 0."""
+    x, y, xs, ys = _two_sample_means(x, y)
+    if x.size == 0 or y.size == 0 or y.mean() == 0 or not (ys > 0).any():
+        return (np.nan, np.nan, np.nan)
+    return (float(x.mean() / y.mean()), *_percentiles(xs[ys > 0] / ys[ys > 0]))
+
+
+def difference_interval(x, y) -> tuple[float, float, float]:
+    """mean(x) - mean(y) and its 95% percentile-bootstrap interval (independent resampling)."""
+    x, y, xs, ys = _two_sample_means(x, y)
+    if x.size == 0 or y.size == 0:
+        return (np.nan, np.nan, np.nan)
+    return (float(x.mean() - y.mean()), *_percentiles(xs - ys))
+
+
 def curve_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column-wise mean_interval of a (seeds, points) array with NaN for missing points."""
     columns = [mean_interval(column) for column in np.asarray(values, dtype=float).T]
