@@ -10,6 +10,8 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from calql.data.sources import DatasetError, minari_root, read_minari
+
 
 def episode_buffers(data: dict[str, np.ndarray]) -> list:
     """Split flat data at its time-outs into Minari episodes (L+1 observations, L steps each).
@@ -59,8 +61,6 @@ def load_or_generate(dataset_id: str, num_transitions: int, generate: Callable[[
 
     A cache that is unreadable or of the wrong size is a DatasetError naming its folder.
     """
-    from calql.data.sources import DatasetError, minari_root, read_minari
-
     path = minari_root() / dataset_id
     if path.exists():
         try:
