@@ -1,6 +1,7 @@
 """The package layering: imports of calql's own modules, read with `ast` (top-level, inside
-functions, under TYPE_CHECKING, relative), form an acyclic graph between calql's packages, with
-`calql.data` below `calql.envs` and the commands below the CLI."""
+functions, under TYPE_CHECKING, relative), form an acyclic graph between calql's packages whose
+edges point down `LAYERS`: `calql.data` below `calql.envs`, the commands and sweeps below the CLI.
+A failure lists each offending import as `package -> package  (module:line imports target)`."""
 
 import ast
 import dataclasses
@@ -11,6 +12,16 @@ import pytest
 import calql
 
 ROOT = Path(calql.__file__).parent
+
+LAYERS = (
+    ("calql.errors",),
+    ("calql.config",),
+    ("calql.data",),
+    ("calql.envs", "calql.agent"),
+    ("calql.training", "calql.reporting"),
+    ("calql.commands", "calql.sweep", "calql.cli"),
+)
+"""calql's packages bottom to top (README.md, Layout): a package imports only its own layer or lower."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +124,15 @@ def test_no_cycle_between_calql_packages():
 def test_data_imports_nothing_of_envs():
     upward = [edge for edge in package_edges() if edge.packages == ("calql.data", "calql.envs")]
     assert not upward, "calql.data must not import calql.envs:" + _listing(upward)
+
+
+def test_imports_point_down_the_layers():
+    layer = {package: height for height, packages in enumerate(LAYERS) for package in packages}
+    edges = package_edges()
+    unplaced = sorted({package for edge in edges for package in edge.packages} - set(layer))
+    assert not unplaced, f"packages missing from LAYERS (add them there and to README.md's Layout): {unplaced}"
+    upward = [edge for edge in edges if layer[edge.packages[0]] < layer[edge.packages[1]]]
+    assert not upward, "imports from a lower layer up to a higher one:" + _listing(upward)
 
 
 @pytest.mark.xfail(strict=False, reason="sweep/ and commands/compare.py still parse argv through calql.cli; "
