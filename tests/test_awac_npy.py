@@ -5,8 +5,8 @@ import pytest
 
 from calql.data import sources
 from calql.data.awac import read_awac
-from calql.envs import tasks
-from test_domains_helpers import offline_returns
+from calql.envs import binding, tasks
+from domain_helpers import offline_returns
 
 OBS, ACT = 45, 24  # AdroitHandPen-v1
 
@@ -65,7 +65,7 @@ def awac_files(tmp_path):
 
 
 def _load(spec, task="pen-binary", **kwargs):
-    return sources.bind(tasks.get_task(task), spec, **kwargs).load_dataset(1, 0)
+    return binding.bind(tasks.get_task(task), spec, **kwargs).load_dataset(1, 0)
 
 
 def _one_line_error(spec, match, task="pen-binary"):

@@ -3,7 +3,8 @@
 import pytest
 
 from calql.commands.datasets import main
-from calql.envs import antmaze, recording
+from calql.envs import antmaze
+import recording
 
 
 def _one_error_line(capsys) -> str:

@@ -7,10 +7,11 @@ import h5py
 import numpy as np
 import pytest
 
-from calql.data import sources
+from calql.data.observations import flat_keys, flatten_observation
 from calql.data.sources import DatasetError, Source, check_transitions, parse_source, read_d4rl, read_minari
-from calql.envs import antmaze, recording, tasks
-from calql.envs.common import FlatObservation, flat_keys, flatten_observation
+from calql.envs import antmaze, binding, tasks
+from calql.envs.common import FlatObservation
+import recording
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def minari_antmaze(tmp_path_factory):
     root = tmp_path_factory.getbasetemp() / "minari"  # the folder tests/conftest.py points Minari at
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MINARI_DATASETS_PATH", str(root))
-        env = antmaze.collection_env("umaze")
+        env = recording.antmaze_collection_env("umaze")
         recording.record_minari("test/antmaze-v0", env, recording.random_policy(env.action_space), [23, 9, 31],
                                 seed=3, info_keys=("success",))
         episodes = list(minari.load_dataset("test/antmaze-v0").iterate_episodes())
@@ -71,7 +72,7 @@ def test_flatten_order_is_gymnasiums_for_nested_dicts():
 
 def test_minari_observations_flatten_like_the_env_wrapper(minari_antmaze):
     _, space, episodes = minari_antmaze
-    wrapper = FlatObservation(antmaze.collection_env("umaze"))
+    wrapper = FlatObservation(recording.antmaze_collection_env("umaze"))
     for episode in episodes:
         for t in (0, len(episode.actions)):
             one = {key: episode.observations[key][t] for key in episode.observations}
@@ -254,17 +255,17 @@ def test_empty_and_float_noise_outside_bounds(point_env):
 
 def test_shape_mismatch_through_bind(tmp_path):
     path = _write(tmp_path / "pen.hdf5", **_toy(n=12, obs_dim=45, act_dim=24))
-    task = sources.bind(tasks.get_task("antmaze-umaze"), path)
+    task = binding.bind(tasks.get_task("antmaze-umaze"), path)
     with pytest.raises(DatasetError, match=r"field 'observations' has shape \(10, 45\)"):
         task.load_dataset(1, 0)
 
 
 def test_unsupported_source_kinds_are_one_line_errors():
     with pytest.raises(DatasetError, match="task antmaze-umaze has no built-in dataset"):
-        sources.bind(tasks.get_task("antmaze-umaze"), "builtin")
+        binding.bind(tasks.get_task("antmaze-umaze"), "builtin")
     with pytest.raises(DatasetError, match="cannot read a D4RL HDF5 file"):
-        sources.bind(tasks.get_task("pointmaze-umaze"), "x.hdf5")
-    assert sources.bind(tasks.get_task("pointmaze-umaze"), "") is tasks.get_task("pointmaze-umaze")
+        binding.bind(tasks.get_task("pointmaze-umaze"), "x.hdf5")
+    assert binding.bind(tasks.get_task("pointmaze-umaze"), "") is tasks.get_task("pointmaze-umaze")
     assert Source("minari", "a/b-v0").ref == "a/b-v0"
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from calql.data import sources
-from calql.envs import adroit, recording, tasks
+from calql.envs import adroit, binding, tasks
 from calql.envs.common import make_quietly
-from test_domains_helpers import offline_returns, short_train
+import recording
+from domain_helpers import offline_returns, short_train
 
 
 class ScriptedSuccess(gym.Wrapper):
@@ -84,7 +85,7 @@ def test_minari_adroit_binary_filtered(tmp_path, monkeypatch):
                             info_keys=("success",))
     task = tasks.get_task("pen-binary")
     _check_filtered(task.load_dataset(1, 0), 45)  # the default: Minari D4RL/pen/cloned-v2, filter on
-    unfiltered = sources.bind(task, "", filter_dataset=False).load_dataset(1, 0)
+    unfiltered = binding.bind(task, "", filter_dataset=False).load_dataset(1, 0)
     assert len(unfiltered["rewards"]) == sum(EPISODES) and set(np.unique(unfiltered["rewards"])) == {-1.0, 0.0}
 
 
@@ -93,7 +94,7 @@ def test_d4rl_adroit_binary_filtered_and_returns(tmp_path, monkeypatch):
     path = str(tmp_path / "door-human-v1.hdf5")
     recording.record_d4rl(path, env, recording.random_policy(env.action_space), EPISODES,
                           infos={"goal_achieved": lambda info: info["success"]}, next_observations=True)
-    task = sources.bind(tasks.get_task("door-binary"), path)
+    task = binding.bind(tasks.get_task("door-binary"), path)
     data = task.load_dataset(1, 0)
     _check_filtered(data, 39)
     transitions = offline_returns(task, data)
@@ -109,7 +110,7 @@ def test_missing_success_flag_is_a_one_line_error(tmp_path):
     path = str(tmp_path / "door-dense.hdf5")
     recording.record_d4rl(path, env, recording.random_policy(env.action_space), [5])
     with pytest.raises(sources.DatasetError) as err:
-        sources.bind(tasks.get_task("door-binary"), path).load_dataset(1, 0)
+        binding.bind(tasks.get_task("door-binary"), path).load_dataset(1, 0)
     assert "field 'infos/goal_achieved' is missing" in str(err.value) and "\n" not in str(err.value)
 
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from calql.data import sources
-from calql.envs import antmaze, recording, tasks
-from calql.envs.common import FlatObservation, flatten_observation
-from test_domains_helpers import assert_all_failure_rule, offline_returns, short_train
+from calql.data.observations import flatten_observation
+from calql.envs import antmaze, binding, tasks
+from calql.envs.common import FlatObservation, source_space
+import recording
+from domain_helpers import assert_all_failure_rule, offline_returns, short_train
 
 
 def _teleport(env, xy):
@@ -72,7 +73,7 @@ def test_minari_frame_flattens_the_whole_dict_with_the_fixed_goal():
     obs, _ = env.reset()
     raw = env.unwrapped._get_obs(env.unwrapped.ant_env._get_obs())
     raw["desired_goal"] = antmaze.goal_xy("medium", "minari")
-    np.testing.assert_allclose(obs, flatten_observation(sources.source_space(env), raw), atol=1e-6)
+    np.testing.assert_allclose(obs, flatten_observation(source_space(env), raw), atol=1e-6)
     np.testing.assert_allclose(obs[2:4], antmaze.goal_xy("medium", "minari"))  # achieved, desired, observation
     assert isinstance(env, FlatObservation) and obs.shape == (31,)
 
@@ -80,7 +81,7 @@ def test_minari_frame_flattens_the_whole_dict_with_the_fixed_goal():
 @pytest.fixture
 def minari_umaze(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    env = antmaze.collection_env("umaze")
+    env = recording.antmaze_collection_env("umaze")
     recording.record_minari("D4RL/antmaze/umaze-v1", env, recording.random_policy(env.action_space), [40, 25],
                             info_keys=("success",))
     return tasks.get_task("antmaze-umaze")
@@ -109,7 +110,7 @@ def test_d4rl_antmaze_file_loads_and_transforms(tmp_path):
     with h5py.File(path, "a") as file:
         file["rewards"][...] = written["rewards"]
         file["terminals"][...] = written["terminals"]
-    task = sources.bind(tasks.get_task("antmaze-umaze"), path)
+    task = binding.bind(tasks.get_task("antmaze-umaze"), path)
     data = task.load_dataset(1, 0)
     assert data["observations"].shape == (58, 29)
     np.testing.assert_array_equal(data["observations"][:29], written["observations"][:29])
@@ -125,5 +126,5 @@ def test_short_runs_on_both_frames(minari_umaze, tmp_path, monkeypatch):
     env = antmaze.make_env("umaze", "d4rl")
     path = str(tmp_path / "antmaze-umaze-v2.hdf5")
     recording.record_d4rl(path, env, recording.random_policy(env.action_space), [30, 30])
-    result = short_train(sources.bind(tasks.get_task("antmaze-umaze"), path), tmp_path / "d4rl_run")
+    result = short_train(binding.bind(tasks.get_task("antmaze-umaze"), path), tmp_path / "d4rl_run")
     assert result["length"] == antmaze.MAZES["umaze"].max_episode_steps

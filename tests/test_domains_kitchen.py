@@ -3,23 +3,24 @@
 import numpy as np
 import pytest
 
-from calql.data import sources
-from calql.envs import kitchen, recording, tasks
-from calql.envs.common import flat_keys, flatten_observation
-from test_domains_helpers import offline_returns, short_train
+from calql.data.observations import flat_keys, flatten_observation
+from calql.envs import binding, kitchen, tasks
+from calql.envs.common import source_space
+import recording
+from domain_helpers import offline_returns, short_train
 
 
 def test_minari_layout_flattens_nested_goal_dicts_in_gymnasium_order():
     env = kitchen.make_env("complete", "minari", seed=0)
     obs, info = env.reset()
     assert obs.shape == (59 + 2 * (1 + 7 + 2 + 1),) and info["success"] is False
-    keys = [key for key, _ in flat_keys(sources.source_space(env))]
+    keys = [key for key, _ in flat_keys(source_space(env))]
     assert keys == ["achieved_goal/kettle", "achieved_goal/light switch", "achieved_goal/microwave",
                     "achieved_goal/slide cabinet", "desired_goal/kettle", "desired_goal/light switch",
                     "desired_goal/microwave", "desired_goal/slide cabinet", "observation"]
     import gymnasium as gym
 
-    raw_space = sources.source_space(env)
+    raw_space = source_space(env)
     sample = raw_space.sample()
     expected = gym.spaces.flatten(raw_space, sample).astype(np.float32)
     np.testing.assert_array_equal(flatten_observation(raw_space, sample), expected)
@@ -59,7 +60,7 @@ def test_minari_and_d4rl_kitchen_load(variant, tmp_path, monkeypatch):
     d4rl_env = kitchen.make_env(variant, "d4rl")
     path = str(tmp_path / f"kitchen-{variant}-v0.hdf5")
     recording.record_d4rl(path, d4rl_env, recording.random_policy(d4rl_env.action_space), [10])
-    d4rl = sources.bind(task, path).load_dataset(1, 0)
+    d4rl = binding.bind(task, path).load_dataset(1, 0)
     assert d4rl["observations"].shape == (9, 60)
     goal = np.broadcast_to(kitchen.d4rl_goal(variant), (9, 30)).astype(np.float32)
     np.testing.assert_array_equal(d4rl["observations"][:, 30:], goal)
@@ -69,6 +70,6 @@ def test_short_run_and_score(tmp_path, monkeypatch):
     d4rl_env = kitchen.make_env("complete", "d4rl")
     path = str(tmp_path / "kitchen-complete-v0.hdf5")
     recording.record_d4rl(path, d4rl_env, recording.random_policy(d4rl_env.action_space), [10, 10])
-    task = sources.bind(tasks.get_task("kitchen-complete"), path)
+    task = binding.bind(tasks.get_task("kitchen-complete"), path)
     assert task.normalized_score(4.0) == 100.0 and task.sparse_failure_reward is None
     short_train(task, tmp_path / "run")

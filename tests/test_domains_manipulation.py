@@ -5,9 +5,8 @@ import pytest
 
 pytest.importorskip("ogbench")
 
-from calql.data import sources  # noqa: E402
-from calql.envs import manipulation, tasks  # noqa: E402
-from test_domains_helpers import offline_returns, short_train  # noqa: E402
+from calql.envs import binding, manipulation, tasks  # noqa: E402
+from domain_helpers import offline_returns, short_train  # noqa: E402
 
 SHAPES = {"cube-single": 28, "scene": 40, "puzzle-3x3": 55}
 
@@ -47,7 +46,7 @@ def test_builtin_cache_round_trip_and_short_run(tmp_path, monkeypatch, capsys):
     task = tasks.get_task("cube-single")
     generated = task.load_dataset(150, 0)
     assert "first run only" in capsys.readouterr().err
-    cached = sources.bind(task, manipulation.dataset_id("cube-single", 150, 0)).load_dataset(1, 0)
+    cached = binding.bind(task, manipulation.dataset_id("cube-single", 150, 0)).load_dataset(1, 0)
     for key in generated:
         np.testing.assert_array_equal(cached[key], generated[key], err_msg=key)
     transitions = offline_returns(task, generated)

@@ -12,6 +12,7 @@ from calql.data import sources
 from calql.data.returns import trajectory_ends
 from calql.data.sources import DatasetError
 from calql.envs import tasks as registry
+from calql.envs.binding import bind
 from calql.envs.tasks import UnknownTaskError
 from calql.errors import CalqlError
 
@@ -108,7 +109,7 @@ def describe(data: dict[str, np.ndarray], task: registry.Task) -> dict[str, floa
 
 def info_command(source: str, task_name: str | None, size: int | None, seed: int, no_filter: bool) -> int:
     task, spec = _resolve(source, task_name)
-    bound = sources.bind(task, spec, filter_dataset=False if no_filter else None)
+    bound = bind(task, spec, filter_dataset=False if no_filter else None)
     start = time.perf_counter()
     data = bound.load_dataset(_default_size(task) if size is None else size, seed)
     seconds = time.perf_counter() - start

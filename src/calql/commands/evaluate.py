@@ -39,14 +39,14 @@ def load_policy(path: Path):
 
     from calql.agent.state import create_agent
     from calql.config import config_from_dict
-    from calql.data import sources
+    from calql.envs.binding import bind
     from calql.envs.tasks import get_task
     from calql.training import checkpoint
     from calql.training.metrics import read_config
 
     run_dir, step = _locate(path)
     config = config_from_dict(read_config(run_dir))
-    task = sources.bind(get_task(config.task), config.dataset, config.filter_dataset)
+    task = bind(get_task(config.task), config.dataset, config.filter_dataset)
     probe = task.make_env(config.seed)
     template = create_agent(jax.random.PRNGKey(0), probe.observation_space.shape[0], probe.action_space.shape[0],
                             config.agent, calibrate=config.algo == "calql")

@@ -4,8 +4,9 @@
 `parse_source` tells the four apart; `read_minari` / `read_d4rl` / `calql.data.awac.read_awac`
 turn a source into flat
 transition arrays (observations, actions, rewards, next_observations, terminals, timeouts, plus
-any requested `infos/<key>` arrays); `check_transitions` rejects data that does not fit the
-task's environment; `bind` returns a task whose `make_env` and `load_dataset` use the source.
+any requested `infos/<key>` arrays); `check_transitions` rejects data that does not fit an
+environment. Nothing here knows the tasks: `calql.envs.binding` reads a task's source through
+these readers and binds it to the task.
 
 Every reading or checking failure is a `DatasetError`: one line that names the file or dataset,
 the field, and what to do. Nothing here downloads: a Minari id must already be on disk.
@@ -17,15 +18,13 @@ import dataclasses
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
 
+from calql.data.observations import flatten_observation
 from calql.errors import CalqlError
-
-if TYPE_CHECKING:
-    from calql.envs.tasks import DataFormat, Task
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -170,8 +169,6 @@ def read_minari(dataset_id: str, observation_space: gym.Space | None = None,
 
 
 def _flat_episode_observations(space: gym.Space, observations, dataset_id: str) -> np.ndarray:
-    from calql.envs.common import flatten_observation
-
     try:
         return flatten_observation(space, observations)
     except KeyError as err:
@@ -276,7 +273,7 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
         if tuple(data[field].shape[1:]) != tuple(shape) or len(data[field]) != n:
             raise DatasetError(
                 f"{name}: field {field!r} has shape {tuple(data[field].shape)} but the environment "
-                f"{_env_name(env)} needs ({n}, {', '.join(map(str, shape))}); use a dataset recorded on this "
+                f"{env_name(env)} needs ({n}, {', '.join(map(str, shape))}); use a dataset recorded on this "
                 "task's environment (check --task)"
             )
     out = {}
@@ -307,92 +304,7 @@ def _checked_actions(actions: np.ndarray, space: gym.spaces.Box, name: str) -> n
     return np.clip(actions, low, high)
 
 
-def _env_name(env: gym.Env) -> str:
+def env_name(env: gym.Env) -> str:
+    """The registered id of `env` (e.g. AntMaze_UMaze-v4), or its class name if it has none."""
     return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
 
-
-def source_space(env: gym.Env) -> gym.Space | None:
-    """The raw (Dict) observation space under a FlatObservation wrapper, if `env` has one."""
-    from calql.envs.common import FlatObservation
-
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, FlatObservation):
-            return env.source_space
-        env = env.env
-    return None
-
-
-# ----- binding a task to a source -----
-
-
-def read_source(source: Source, fmt: DataFormat, env: gym.Env) -> dict[str, np.ndarray]:
-    """Raw flat arrays of a Minari / D4RL / AWAC source, read for `fmt` (its info keys, its env's space)."""
-    if source.kind == "minari":
-        return read_minari(source.ref, source_space(env), fmt.info_keys)
-    if source.kind == "awac":
-        from calql.data.awac import read_awac
-
-        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
-        if len(obs_shape) != 1 or len(act_shape) != 1:
-            raise DatasetError(f"--dataset {source}: AWAC .npy files hold flat observations and actions, but "
-                               f"{_env_name(env)} has shapes {obs_shape} and {act_shape}; use another layout")
-        return read_awac(source.ref, obs_shape[0], act_shape[0], _env_name(env))
-    return read_d4rl(source.ref, fmt.info_keys)
-
-
-def load_source(task: Task, source: Source, filter_dataset: bool | None = None) -> dict[str, np.ndarray]:
-    """Read, check, prepare (the format's relabelling), optionally filter, and check again one source."""
-    fmt = format_for(task, source)
-    env = fmt.make_env(None)
-    name = str(source)
-    try:
-        data = check_transitions(read_source(source, fmt, env), env, name)
-        if fmt.prepare is not None:
-            data = fmt.prepare(data, name)
-        use_filter = task.filter_by_default if filter_dataset is None else filter_dataset
-        if use_filter and task.dataset_filter is not None:
-            data = task.dataset_filter(data, name)
-        checked = check_transitions(data, env, name)
-    finally:
-        env.close()
-    return {field: checked[field] for field in FIELDS}
-
-
-def format_for(task: Task, source: Source) -> DataFormat:
-    if source.kind not in task.formats:
-        accepted = ", ".join(_kind_names(task)) or "its built-in dataset only"
-        raise DatasetError(f"--dataset {source}: task {task.name} cannot read {_KIND_WORDS[source.kind][0]}; "
-                           f"it accepts {accepted}")
-    return task.formats[source.kind]
-
-
-_KIND_WORDS = {
-    "builtin": ("a built-in dataset", "built-in datasets"),
-    "minari": ("a Minari dataset", "Minari datasets"),
-    "d4rl": ("a D4RL HDF5 file", "D4RL HDF5 files"),
-    "awac": ("AWAC .npy files", "AWAC .npy files (comma-separated)"),
-}
-
-
-def _kind_names(task: Task) -> list[str]:
-    names = [_KIND_WORDS[kind][1] for kind in ("minari", "d4rl", "awac") if kind in task.formats]
-    return (["'builtin'"] if task.builtin else []) + names
-
-
-def bind(task: Task, dataset: str = "", filter_dataset: bool | None = None) -> Task:
-    """`task` with `make_env` and `load_dataset` for the source `dataset` ('' = the task's default).
-
-    The environment follows the source's layout (e.g. D4RL AntMaze files are in D4RL's frame,
-    Minari's in Gymnasium-Robotics'), so the policy sees the same observations online as offline.
-    """
-    source = parse_source(dataset or task.default_dataset)
-    if source.kind == "builtin":
-        if not task.builtin:
-            raise DatasetError(f"--dataset builtin: task {task.name} has no built-in dataset; "
-                               f"it accepts {', '.join(_kind_names(task))}")
-        return task
-    fmt = format_for(task, source)
-    return dataclasses.replace(
-        task, make_env=fmt.make_env, load_dataset=lambda size, seed: load_source(task, source, filter_dataset),
-        builtin=False, default_dataset=str(source),
-    )

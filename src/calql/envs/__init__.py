@@ -1,7 +1,10 @@
 """Environments and tasks: the registry (`tasks`) and one module per domain -- `pointmaze`
 (built in), `antmaze`, `adroit` (binary), `kitchen`, `manipulation` (OGBench, optional extra) --
-plus `common` (the one observation-flattening rule), `cache` (generated datasets kept as local
-Minari datasets) and `recording` (record an env into Minari's or D4RL's layout)."""
+plus `common` (observation wrappers, quiet env construction), `binding` (a task bound to its
+offline data source, read with `calql.data`'s readers) and `cache` (generated datasets kept as
+local Minari datasets).
+
+Layering: `calql.envs` imports `calql.data`, never the reverse (tests/test_layers.py)."""
 
 import contextlib
 import io

@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from calql.data.returns import trajectory_ends
+from calql.data.sources import DatasetError
 from calql.envs.common import MapObservation, make_quietly, seeded
 
 
@@ -85,8 +86,6 @@ def binary_rewards(layout: str):
     key = f"infos/{SUCCESS_INFO_KEYS[layout]}"
 
     def prepare(data: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
-        from calql.data.sources import DatasetError
-
         if key not in data:
             example = LAYOUT_EXAMPLES[layout]
             raise DatasetError(
@@ -101,8 +100,6 @@ def binary_rewards(layout: str):
 
 def filter_binary(data: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     """The authors' filtering of binary Adroit data (see the module doc), vectorised."""
-    from calql.data.sources import DatasetError
-
     n = len(data["rewards"])
     success = data["rewards"] == 0.0
     ends = trajectory_ends(data["terminals"], data["timeouts"], data["observations"], data["next_observations"])

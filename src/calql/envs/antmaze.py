@@ -144,13 +144,6 @@ def goal_xy(maze: str, frame: str) -> np.ndarray:
         env.close()
 
 
-def collection_env(maze: str) -> gym.Env:
-    """A raw Gymnasium-Robotics AntMaze like Minari's collection env (random goals per episode,
-    continuing task, dict observations): for building test datasets in Minari's layout."""
-    spec = maze_spec(maze)
-    return make_maze(spec.gym_id, continuing_task=True, reset_target=False, max_episode_steps=spec.max_episode_steps)
-
-
 def minari_terminals_at_goal(data: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     """Minari AntMaze: a step with reward (at its episode's goal) is terminal, as online.
 

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from calql.data.returns import trajectory_ends
+from calql.data.sources import DatasetError, minari_root, read_minari
 
 
 def episode_buffers(data: dict[str, np.ndarray]) -> list:
@@ -66,8 +67,6 @@ def load_or_generate(dataset_id: str, num_transitions: int | None, generate: Cal
     A cache that is unreadable or (when `num_transitions` is known) of the wrong size is a
     DatasetError naming its folder.
     """
-    from calql.data.sources import DatasetError, minari_root, read_minari
-
     path = minari_root() / dataset_id
     if path.exists():
         try:

@@ -1,10 +1,8 @@
-"""Pieces shared by the domain modules: one observation-flattening rule for datasets and
-environments, and wrappers that give every task float32 vectors and info["success"].
+"""Pieces shared by the domain modules: wrappers that give every task float32 vectors and
+info["success"], and quiet, seeded construction of the Gymnasium(-Robotics) environments.
 
-`flatten_observation` is the single definition of how a (possibly nested) Dict observation
-becomes a vector. The dataset loaders call it on whole arrays (leading batch axis) and
-`FlatObservation` calls it on one observation, so the two can never disagree. The order is
-gymnasium's (`gym.spaces.flatten`): the Dict space's key order, depth first.
+`FlatObservation` flattens with `calql.data.observations.flatten_observation`, the rule the
+dataset readers use, so data and environment can never disagree.
 """
 
 from __future__ import annotations
@@ -17,26 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-
-def flatten_observation(space: gym.Space, observation) -> np.ndarray:
-    """float32 (..., flatdim) from a Box / (nested) Dict observation with any leading batch axes."""
-    if isinstance(space, spaces.Dict):
-        parts = [flatten_observation(sub, observation[key]) for key, sub in space.spaces.items()]
-        return np.concatenate(parts, axis=-1)
-    if isinstance(space, spaces.Box):
-        array = np.asarray(observation, dtype=np.float32)
-        batch_axes = array.ndim - len(space.shape)
-        if batch_axes < 0 or array.shape[batch_axes:] != space.shape:
-            raise ValueError(f"observation of shape {array.shape} does not fit the space's shape {space.shape}")
-        return array.reshape(array.shape[:batch_axes] + (-1,))
-    raise TypeError(f"cannot flatten observations of a {type(space).__name__} space (Box and Dict only)")
-
-
-def flat_keys(space: gym.Space, prefix: str = "") -> list[tuple[str, int]]:
-    """(key path, width) of each block of the flat vector, in order (e.g. 'achieved_goal/kettle', 7)."""
-    if isinstance(space, spaces.Dict):
-        return [item for key, sub in space.spaces.items() for item in flat_keys(sub, f"{prefix}{key}/")]
-    return [(prefix.rstrip("/") or "observation", int(np.prod(space.shape)))]
+from calql.data.observations import flatten_observation
 
 
 def float32_box(size: int) -> spaces.Box:
@@ -53,6 +32,15 @@ class FlatObservation(gym.ObservationWrapper):
 
     def observation(self, observation):
         return flatten_observation(self.source_space, observation)
+
+
+def source_space(env: gym.Env) -> gym.Space | None:
+    """The raw (Dict) observation space under a FlatObservation wrapper, if `env` has one."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, FlatObservation):
+            return env.source_space
+        env = env.env
+    return None
 
 
 class MapObservation(gym.ObservationWrapper):

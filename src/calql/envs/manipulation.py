@@ -24,6 +24,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 
+from calql.envs import cache
 from calql.envs.common import MapObservation, seeded
 from calql.errors import CalqlError
 
@@ -192,8 +193,6 @@ def dataset_id(name: str, num_transitions: int, seed: int) -> str:
 
 def load_or_generate(name: str, num_transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`generate_dataset(name, num_transitions, seed)`, cached as a local Minari dataset."""
-    from calql.envs import cache
-
     domain_spec(name)
     description = (f"calql noisy oracle play data on OGBench {domain_spec(name).env_type}-v0 (Markov oracles, "
                    f"action noise xi ~ U[0, {ACTION_NOISE}] per episode), rewards and terminals for "

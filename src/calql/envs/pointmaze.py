@@ -235,17 +235,6 @@ def _waypoint_actions(ctrl: _Controller, obs: np.ndarray, goal_cells: np.ndarray
     return np.clip(KP * (waypoint - position) - KD * velocity, -1.0, 1.0)
 
 
-def expert_action(obs: np.ndarray, maze: str = "medium") -> np.ndarray:
-    """The scripted controller's noiseless action (..., 2) towards the evaluation goal.
-
-    A reference policy for `make_env` observations (..., 4); not used in training.
-    """
-    ctrl = _controller(maze)
-    goal = np.asarray(maze_spec(maze).goal_cell)
-    goal_cell = np.full(np.shape(obs)[:-1], goal[0] * ctrl.shape[1] + goal[1])
-    return _waypoint_actions(ctrl, np.asarray(obs, dtype=np.float64), goal_cell).astype(np.float32)
-
-
 def _episode_lengths(num_transitions: int, episode_length: int) -> list[int]:
     """Full-length episodes, then one shorter episode for the remainder (if any)."""
     full, rest = divmod(num_transitions, episode_length)

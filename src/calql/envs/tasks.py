@@ -1,7 +1,7 @@
 """The task registry: a task name -> environment, dataset (and the dataset layouts it reads),
 reward transform, return rules, score normalisation and hyperparameter preset.
 
-A task's `make_env` / `load_dataset` are those of its default dataset. `calql.data.sources.bind`
+A task's `make_env` / `load_dataset` are those of its default dataset. `calql.envs.binding.bind`
 re-binds both to another source (`--dataset`): a local Minari id or a D4RL-layout HDF5 file,
 each read through the task's `DataFormat` for that layout (its environment, its relabelling).
 """
@@ -17,7 +17,9 @@ import gymnasium as gym
 import numpy as np
 
 from calql.data.returns import ReturnRule
+from calql.data.sources import parse_source
 from calql.envs import adroit, antmaze, kitchen, manipulation, pointmaze
+from calql.envs.binding import load_source
 from calql.errors import CalqlError
 
 Data = dict[str, np.ndarray]
@@ -93,11 +95,9 @@ class Task:
 
 
 def _load_default(name: str, size: int, seed: int) -> Data:
-    """The task's default (non-built-in) source, read through `sources`."""
-    from calql.data import sources
-
+    """The task's default (non-built-in) source, read through `calql.envs.binding`."""
     task = get_task(name)
-    return sources.load_source(task, sources.parse_source(task.default_dataset))
+    return load_source(task, parse_source(task.default_dataset))
 
 
 # ----- PointMaze (built in) -----

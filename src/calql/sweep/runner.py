@@ -43,7 +43,7 @@ def write_manifest(sweep_dir: Path, trials: list[Trial]) -> None:
 def pregenerate_datasets(trials: list[Trial]) -> None:
     """Generate each built-in dataset once here, so parallel trials never race to write its cache."""
     from calql.cli import parse_train_args
-    from calql.data import sources
+    from calql.envs.binding import bind
     from calql.envs.tasks import get_task
 
     seen = set()
@@ -54,7 +54,7 @@ def pregenerate_datasets(trials: list[Trial]) -> None:
         if key in seen or not task.builtin or config.dataset not in ("", "builtin"):
             continue
         seen.add(key)
-        sources.bind(task, config.dataset, config.filter_dataset).load_dataset(config.dataset_size, config.dataset_seed)
+        bind(task, config.dataset, config.filter_dataset).load_dataset(config.dataset_size, config.dataset_seed)
 
 
 def _init_ray(address: str | None) -> bool:

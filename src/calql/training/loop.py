@@ -19,9 +19,9 @@ from calql.agent.state import AgentState, create_agent
 from calql.agent.update import update, update_seeds
 from calql.config import ConfigError, TrainConfig, config_from_dict, differences, online_eval_steps, validate
 from calql.data.replay import OnlineBuffer, episode_transitions, gather, offline_transitions, sample_stack
-from calql.data import sources
 from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
+from calql.envs.binding import bind
 from calql.envs.tasks import Task, get_task
 from calql.training import checkpoint, reference
 from calql.training.metrics import RunLog, mean_metrics, new_run_dir, read_config
@@ -335,7 +335,7 @@ def _resume_config(config: TrainConfig) -> TrainConfig:
 
 
 def _open_run(config: TrainConfig, console: Console, report: Callable[[dict], None], timers: dict) -> Run:
-    task = sources.bind(get_task(config.task), config.dataset, config.filter_dataset)
+    task = bind(get_task(config.task), config.dataset, config.filter_dataset)
     with _Timer(timers, "dataset"):
         offline = load_offline_data(task, config)
     agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))

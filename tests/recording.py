@@ -1,7 +1,5 @@
-"""Record episodes of an environment as a dataset in Minari's or D4RL's layout.
-
-For making small datasets in each format on the real environments (the tests do; so can a
-user who wants to check a pipeline before copying real data in). Policies are callables
+"""Test helper (not a test module): record episodes of an environment as a small dataset in
+Minari's or D4RL's layout, on the real environments. Policies are callables
 (observation, rng) -> action.
 """
 
@@ -14,7 +12,17 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from calql.envs import antmaze
+from calql.envs.common import make_maze
+
 Policy = Callable[[object, np.random.Generator], np.ndarray]
+
+
+def antmaze_collection_env(maze: str) -> gym.Env:
+    """A raw Gymnasium-Robotics AntMaze like Minari's collection env (random goals per episode,
+    continuing task, dict observations): for building test datasets in Minari's layout."""
+    spec = antmaze.maze_spec(maze)
+    return make_maze(spec.gym_id, continuing_task=True, reset_target=False, max_episode_steps=spec.max_episode_steps)
 
 
 def random_policy(space: gym.spaces.Box) -> Policy:

@@ -1,5 +1,5 @@
-"""Shared helpers of the per-domain tests (test_domains_*.py): a short training run and the
-return checks. No tests here."""
+"""Test helper (not a test module): what the per-domain tests (test_domains_*.py,
+test_awac_npy.py) share -- a short training run and the return checks."""
 
 import math
 
