@@ -11,7 +11,8 @@ import argparse
 import numpy as np
 
 from calql.reporting import stats
-from calql.reporting.runs import ALGO_NAMES, finetuning_dip, find_runs, group_runs
+from calql.methods import label
+from calql.reporting.runs import finetuning_dip, find_runs, group_runs
 
 RESAMPLES = 5000
 
@@ -65,7 +66,7 @@ def main() -> None:
             f"{q_online:.0f} vs {mc:.0f}",
             _fmt(stats.mean_interval(mae), 1) if np.isfinite(mae).any() else "-",
         ]
-        print(f"| {task} | {ALGO_NAMES.get(method, method)} | {len(done)} | " + " | ".join(cells) + " |")
+        print(f"| {task} | {label(method)} | {len(done)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

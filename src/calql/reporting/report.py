@@ -13,7 +13,8 @@ import numpy as np
 import calql
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
-from calql.reporting.runs import ALGO_NAMES, RunData, finetuning_dip, group_runs
+from calql.methods import COMPARED, label
+from calql.reporting.runs import RunData, finetuning_dip, group_runs
 
 RESULTS = {
     "offline_score": "score after pre-training",
@@ -88,13 +89,15 @@ def aggregate_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
                 value = stats.iqm_interval(per_task(algo, key))
                 rows.append({"statistic": f"IQM of {heading}", "algo": _algo(algo), "value": value,
                              "digits": DIGITS[key]})
-    if {"calql", "cql"} <= set(algos):
+    first, second = COMPARED
+    if {first, second} <= set(algos):
         for key, heading in RESULTS.items():
             sign = -1.0 if key in ("regret", "dip") else 1.0  # lower regret and dip are the improvement
-            x, y = per_task("calql", key, sign), per_task("cql", key, sign)
+            x, y = per_task(first, key, sign), per_task(second, key, sign)
             if all(s.size for s in x + y):
                 better = "lower" if key in ("regret", "dip") else "higher"
-                rows.append({"statistic": f"P(Cal-QL {better} {heading} than CQL)", "algo": "Cal-QL vs CQL",
+                rows.append({"statistic": f"P({label(first)} {better} {heading} than {label(second)})",
+                             "algo": f"{label(first)} vs {label(second)}",
                              "value": stats.improvement_interval(x, y), "digits": 2})
     return rows
 
@@ -133,7 +136,7 @@ def _differing_settings(runs: list[RunData]) -> dict[str, list]:
 
 
 def _algo(algo: str) -> str:
-    return ALGO_NAMES.get(algo, algo)
+    return label(algo)
 
 
 def _header(runs: list[RunData]) -> list[str]:

@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from calql.errors import CalqlError
+from calql.methods import METHODS, method_of
 from calql.reporting.stats import curve_interval
 
-ALGO_NAMES = {"calql": "Cal-QL", "calql-learned": "Cal-QL (learned reference)", "cql": "CQL"}
-ALGO_ORDER = ("calql", "calql-learned", "cql")
-"""Methods as reports name and order them: an algorithm, and for Cal-QL its reference value."""
 REQUIRED_SETTINGS = ("task", "algo", "seed", "online_steps", "eval_every")
 
 
@@ -45,7 +43,7 @@ class RunData:
     @property
     def algo(self) -> str:
         """The method: "calql", "cql", or "calql-learned" (Cal-QL with --reference learned)."""
-        return method(self.config)
+        return method_of(self.config)
 
     @property
     def seed(self) -> int:
@@ -68,12 +66,6 @@ class Curve:
     def interval(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean, low, high) per point: mean over seeds and its 95% bootstrap interval."""
         return curve_interval(self.values)
-
-
-def method(config: dict) -> str:
-    """A run configuration's method label (see ALGO_NAMES)."""
-    learned = config["algo"] == "calql" and config.get("reference", "mc") == "learned"
-    return "calql-learned" if learned else config["algo"]
 
 
 def finetuning_dip(run: "RunData", window: float = 0.1) -> float:
@@ -136,9 +128,11 @@ def find_runs(paths: list[str | Path]) -> list[RunData]:
 
 
 def group_runs(runs: list[RunData]) -> dict[tuple[str, str], list[RunData]]:
-    """{(task, algo): runs sorted by seed}, tasks sorted, Cal-QL before CQL."""
+    """{(task, algo): runs sorted by seed}, tasks sorted, methods in calql.methods' order."""
+    order = list(METHODS)
+
     def algo_rank(algo):
-        return ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER)
+        return order.index(algo) if algo in order else len(order)
 
     groups: dict[tuple[str, str], list[RunData]] = {}
     for run in sorted(runs, key=lambda r: (r.task, algo_rank(r.algo), r.algo, r.seed, str(r.path))):
