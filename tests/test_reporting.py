@@ -185,8 +185,9 @@ def test_bad_run_dirs_get_one_line_errors(files, message, tmp_path, capsys):
 
 
 def test_compare_plans_both_algorithms_on_the_same_data(tmp_path):
-    out, configs = compare.plan(["--task", "pointmaze-umaze", "--seeds", "2", "--out", str(tmp_path),
+    out, trials = compare.plan(["--task", "pointmaze-umaze", "--seeds", "2", "--out", str(tmp_path),
                                  "--offline-steps", "7", "--agent.critic-hidden-dims", "16", "16"])
+    configs = [trial.config for trial in trials]
     assert [(c.seed, c.algo) for c in configs] == [(0, "calql"), (0, "cql"), (1, "calql"), (1, "cql")]
     assert {(c.dataset_seed, c.dataset_size, c.offline_steps, c.agent.critic_hidden_dims) for c in configs} == {
         (0, configs[0].dataset_size, 7, (16, 16))}
