@@ -222,6 +222,29 @@ def test_compare_runs_end_to_end(tmp_path):
     assert load_run(runs[0].path).summary == runs[0].summary
 
 
+def test_compare_again_skips_finished_runs_and_resumes_unfinished_ones(tmp_path, capsys):
+    args = ["--task", "pointmaze-umaze", "--seeds", "1", "--out", str(tmp_path), "--offline-steps", "20",
+            "--online-steps", "40", "--eval-every", "20", "--dataset-size", "2000", "--eval-episodes", "1",
+            "--updates-per-call", "10", "--batch-size", "16", "--checkpoint-every", "10", "--no-tensorboard",
+            "--agent.critic-hidden-dims", "8", "--agent.policy-hidden-dims", "8"]
+    assert compare.main(args) == 0
+    calql_run, cql_run = tmp_path / "runs" / "pointmaze-umaze-calql-s0", tmp_path / "runs" / "pointmaze-umaze-cql-s0"
+    finished = (calql_run / "summary.json").stat().st_mtime_ns
+    summary = json.loads((cql_run / "summary.json").read_text())
+    (cql_run / "summary.json").unlink()  # as if killed after its last checkpoint
+    capsys.readouterr()
+    assert compare.main(args) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] calql on pointmaze-umaze, seed 0: finished earlier, skipped" in out
+    assert "[2/2] cql on pointmaze-umaze, seed 0, resuming" in out
+    assert (calql_run / "summary.json").stat().st_mtime_ns == finished
+    resumed = json.loads((cql_run / "summary.json").read_text())
+    assert (resumed["offline"], resumed["final"], resumed["regret"]) == (summary["offline"], summary["final"],
+                                                                         summary["regret"])
+    rows = [json.loads(line) for line in (cql_run / "metrics.jsonl").read_text().splitlines()]
+    assert len({(row["phase"], row["step"]) for row in rows}) == len(rows)
+
+
 def _synthetic_run(offline_score: float, online: list[tuple[int, float]], **config) -> "RunData":
     from calql.reporting.runs import RunData
 

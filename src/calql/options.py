@@ -5,6 +5,7 @@ TrainConfig -> the arguments that reproduce it."""
 import contextlib
 import dataclasses
 import io
+import typing
 
 import tyro
 
@@ -123,11 +124,22 @@ def train_overrides(args: list[str]) -> dict:
     return overrides
 
 
+def _field_type(field: str):
+    """The annotation of a dotted TrainConfig field (agent.layer_norm -> bool); None for a
+    name that is no field (preset)."""
+    owner = TrainConfig
+    *parents, leaf = field.split(".")
+    for name in parents:
+        owner = typing.get_type_hints(owner)[name]
+    return typing.get_type_hints(owner).get(leaf)
+
+
 def option_args(field: str, value) -> list[str]:
-    """One option as tyro reads it: --name VALUE, --name V1 V2 for tuples, --[no-]name for booleans."""
+    """One option as tyro reads it: --name VALUE, --name V1 V2 for tuples, --[no-]name for booleans
+    (a `bool | None` field takes a value: --filter-dataset False)."""
     head, _, leaf = option_name(field).rpartition(".")
     prefix = f"--{head}." if head else "--"
-    if isinstance(value, bool):
+    if _field_type(field) is bool:
         return [f"{prefix}{leaf}" if value else f"{prefix}no-{leaf}"]
     if isinstance(value, tuple):
         return [f"{prefix}{leaf}", *map(str, value)]
