@@ -50,11 +50,12 @@ def _reserved_option(train_options: list[str]) -> str | None:
 def plan(args: list[str]):
     """Options -> (output folder, trials) ordered seed by seed, so a stopped comparison still has
     paired runs. Every configuration is built and checked before anything trains."""
-    from calql.envs.tasks import get_task  # imported late here and below: `calql compare --help` stays fast
+    options, train_options = build_parser().parse_known_args(args)
+    # Imported after parsing, here and below: they load JAX and MuJoCo, `calql compare --help` need not wait.
+    from calql.envs.tasks import get_task
     from calql.options import train_overrides
     from calql.sweep.spec import Grid, trials
 
-    options, train_options = build_parser().parse_known_args(args)
     if options.seeds < 1:
         raise CompareUsageError(f"--seeds must be >= 1, got {options.seeds}")
     if option := _reserved_option(train_options):
@@ -95,14 +96,18 @@ def _run_all(runs_dir: Path, trials) -> list[Path]:
     return run_dirs
 
 
-def main(args: list[str]) -> int:
+def _write_report(run_dirs: list[Path], out: Path) -> Path:
     from calql.reporting.report import write_report
     from calql.reporting.runs import find_runs
 
+    return write_report(find_runs(run_dirs), out)
+
+
+def main(args: list[str]) -> int:
     try:
         out, trials = plan(args)
         run_dirs = _run_all(out / RUNS_FOLDER, trials)
-        path = write_report(find_runs(run_dirs), out)
+        path = _write_report(run_dirs, out)
     except CalqlError as error:  # also caught by calql.cli; here for direct callers
         print(f"calql: error: {error}", file=sys.stderr)
         return 2
