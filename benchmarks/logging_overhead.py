@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from calql.cli import parse_train_args
+from calql.options import parse_train_args
 from calql.training.loop import train
 
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from calql.reporting import stats
 from calql.reporting.protocol import final_score, finetuning_dip, start_score
-from calql.reporting.runs import ALGO_NAMES, RunData, find_runs, group_runs
+from calql.methods import label
+from calql.reporting.runs import RunData, find_runs, group_runs
 
 
 def _fmt(value: tuple[float, float, float], digits: int) -> str:
@@ -69,7 +70,7 @@ def results_table(groups) -> list[str]:
         ratio = stats.ratio_interval(regrets, cql) if method != "cql" and cql else (np.nan,) * 3
         cells = [_interval(done, start_score, 1), _interval(done, final_score, 1), _interval(done, finetuning_dip, 1),
                  _fmt(stats.mean_interval(regrets), 3), _fmt(ratio, 2)]
-        lines.append(f"| {task} | {ALGO_NAMES.get(method, method)} | {len(done)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {task} | {label(method)} | {len(done)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -88,7 +89,7 @@ def pretraining_table(groups) -> list[str]:
             _interval(done, lambda r: pretrained_calibration(r, "calibration/q_below_return"), 2),
             _fmt(stats.mean_interval(mae), 1) if np.isfinite(mae).any() else "-",
         ]
-        lines.append(f"| {task} | {ALGO_NAMES.get(method, method)} | {len(done)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {task} | {label(method)} | {len(done)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -104,7 +105,7 @@ def claims_table(groups) -> list[str]:
         dip = stats.difference_interval([finetuning_dip(r) for r in cql], [finetuning_dip(r) for r in done])
         ratio = stats.ratio_interval([r.summary["regret"] for r in done], [r.summary["regret"] for r in cql])
         gap = stats.difference_interval([calibration_gap(r) for r in done], [calibration_gap(r) for r in cql])
-        lines.append(f"| {task} | {ALGO_NAMES.get(method, method)} | {_fmt(dip, 1)} | {_fmt(ratio, 2)} | {_fmt(gap, 0)} |")
+        lines.append(f"| {task} | {label(method)} | {_fmt(dip, 1)} | {_fmt(ratio, 2)} | {_fmt(gap, 0)} |")
     return lines
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calql.cli import main, parse_train_args
+from calql.cli import main
+from calql.options import parse_train_args
 from calql.training import checkpoint
 from calql.training.loop import train
 
@@ -143,7 +144,7 @@ def test_eval_of_a_wrong_path_is_one_line(tmp_path, capsys):
 
 
 def test_bootstrap_interval_contains_the_mean():
-    from calql.commands.evaluate import bootstrap_interval
+    from calql.evaluation import bootstrap_interval
 
     values = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
     low, high = bootstrap_interval(values)

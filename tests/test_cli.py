@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from calql.cli import main, parse_train_args
+from calql.cli import main
+from calql.options import parse_train_args
 from calql.config import PRESETS
 
 TINY_RUN = [

@@ -1,7 +1,7 @@
 """No recompilation after warm-up: every compiled function keeps one shape per configuration."""
 
 from calql.agent import acting, update
-from calql.cli import parse_train_args
+from calql.options import parse_train_args
 from calql.training.loop import train
 
 TINY = [

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from calql.cli import parse_train_args
+from calql.options import parse_train_args
 from calql.config import AgentConfig, ConfigError, TrainConfig, validate
 from calql.data.replay import offline_transitions
 from calql.data.returns import ReturnRule

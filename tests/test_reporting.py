@@ -189,8 +189,9 @@ def test_bad_run_dirs_get_one_line_errors(files, message, tmp_path, capsys):
 
 
 def test_compare_plans_both_algorithms_on_the_same_data(tmp_path):
-    out, configs = compare.plan(["--task", "pointmaze-umaze", "--seeds", "2", "--out", str(tmp_path),
+    out, trials = compare.plan(["--task", "pointmaze-umaze", "--seeds", "2", "--out", str(tmp_path),
                                  "--offline-steps", "7", "--agent.critic-hidden-dims", "16", "16"])
+    configs = [trial.config for trial in trials]
     assert [(c.seed, c.algo) for c in configs] == [(0, "calql"), (0, "cql"), (1, "calql"), (1, "cql")]
     assert {(c.dataset_seed, c.dataset_size, c.offline_steps, c.agent.critic_hidden_dims) for c in configs} == {
         (0, configs[0].dataset_size, 7, (16, 16))}
@@ -224,6 +225,29 @@ def test_compare_runs_end_to_end(tmp_path):
         assert float(results[run.algo]["regret"]) == run.summary["regret"]
     assert len(list((tmp_path / "figures").glob("*.png"))) == 4
     assert load_run(runs[0].path).summary == runs[0].summary
+
+
+def test_compare_again_skips_finished_runs_and_resumes_unfinished_ones(tmp_path, capsys):
+    args = ["--task", "pointmaze-umaze", "--seeds", "1", "--out", str(tmp_path), "--offline-steps", "20",
+            "--online-steps", "40", "--eval-every", "20", "--dataset-size", "2000", "--eval-episodes", "1",
+            "--updates-per-call", "10", "--batch-size", "16", "--checkpoint-every", "10", "--no-tensorboard",
+            "--agent.critic-hidden-dims", "8", "--agent.policy-hidden-dims", "8"]
+    assert compare.main(args) == 0
+    calql_run, cql_run = tmp_path / "runs" / "pointmaze-umaze-calql-s0", tmp_path / "runs" / "pointmaze-umaze-cql-s0"
+    finished = (calql_run / "summary.json").stat().st_mtime_ns
+    summary = json.loads((cql_run / "summary.json").read_text())
+    (cql_run / "summary.json").unlink()  # as if killed after its last checkpoint
+    capsys.readouterr()
+    assert compare.main(args) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] calql on pointmaze-umaze, seed 0: finished earlier, skipped" in out
+    assert "[2/2] cql on pointmaze-umaze, seed 0, resuming" in out
+    assert (calql_run / "summary.json").stat().st_mtime_ns == finished
+    resumed = json.loads((cql_run / "summary.json").read_text())
+    assert (resumed["offline"], resumed["final"], resumed["regret"]) == (summary["offline"], summary["final"],
+                                                                         summary["regret"])
+    rows = [json.loads(line) for line in (cql_run / "metrics.jsonl").read_text().splitlines()]
+    assert len({(row["phase"], row["step"]) for row in rows}) == len(rows)
 
 
 def _synthetic_run(offline_score: float, online: list[tuple[int, float]], **config) -> "RunData":

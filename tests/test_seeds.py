@@ -6,7 +6,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from calql.cli import main, parse_train_args
+from calql.cli import main
+from calql.options import parse_train_args
 from calql.training import checkpoint
 from calql.training.loop import train, train_seeds
 

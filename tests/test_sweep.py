@@ -152,12 +152,16 @@ def test_command_line_grid_without_a_file(tmp_path, capsys):
 
 
 def test_the_manifest_keeps_earlier_invocations_trials(tmp_path):
+    from calql.api import config_for
     from calql.errors import CalqlError
     from calql.sweep.runner import MANIFEST, write_manifest
     from calql.sweep.spec import Trial
 
-    first = [Trial("pointmaze-umaze", method, 0, ("--algo", method)) for method in ("calql", "cql")]
-    more_seeds = [Trial("pointmaze-umaze", method, 1, ("--algo", method)) for method in ("calql", "cql")]
+    def trial(method, seed):
+        return Trial("pointmaze-umaze", method, seed, config_for("pointmaze-umaze", algo=method, seed=seed))
+
+    first = [trial(method, 0) for method in ("calql", "cql")]
+    more_seeds = [trial(method, 1) for method in ("calql", "cql")]
     write_manifest(tmp_path / "s", first)
     write_manifest(tmp_path / "s", more_seeds)  # a second invocation adding seed 1
     names = [entry["name"] for entry in json.loads((tmp_path / "s" / MANIFEST).read_text())["trials"]]

@@ -6,7 +6,10 @@ per-domain settings plus a small one for the built-in PointMaze task.
 """
 
 import dataclasses
+import difflib
 import math
+import types
+import typing
 from typing import Literal
 
 from calql.errors import CalqlError
@@ -208,6 +211,97 @@ def online_eval_steps(online_steps: int, eval_every: int, start_evals: int = 0,
 
 class ConfigError(CalqlError):
     """An option value the run cannot use; the message names the option and what it accepts."""
+
+
+class OptionError(ConfigError):
+    """An override naming no option, or a value of the wrong type for its option. `option` is
+    spelled as on the command line without the leading dashes (offline-steps, agent.layer-norm)."""
+
+    def __init__(self, option: str, value, reason: str):
+        self.option, self.value, self.reason = option, value, reason
+        super().__init__(f"--{option} = {value!r}: {reason}")
+
+
+def preset_config(name: str) -> TrainConfig:
+    """PRESETS[name]; ConfigError listing the presets otherwise."""
+    if name not in PRESETS:
+        raise ConfigError(f"--preset: unknown preset {name!r}; accepted: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def option_name(field: str) -> str:
+    """A field path as the command line spells it: agent.critic_hidden_dims -> agent.critic-hidden-dims."""
+    return field.replace("_", "-")
+
+
+def with_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
+    """config with overrides applied. Keys are TrainConfig field names; agent options go in a
+    nested dict, agent={"critic_hidden_dims": (64, 64)}, or as a whole AgentConfig. Values must
+    have the field's type (an int is accepted for a float, a list for a tuple); OptionError
+    names the first unknown option or wrongly typed value. Values are not range-checked here:
+    that is `validate`'s job."""
+    return _replaced(config, overrides, "")
+
+
+def _replaced(instance, overrides: dict, prefix: str):
+    fields = typing.get_type_hints(type(instance))
+    changes = {}
+    for name, value in overrides.items():
+        option = option_name(prefix + name)
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=1)
+            hint = f"did you mean --{option_name(prefix + close[0])}?" if close else "see `calql train --help`"
+            raise OptionError(option, value, f"no such option; {hint}")
+        if dataclasses.is_dataclass(fields[name]) and isinstance(value, dict):
+            changes[name] = _replaced(getattr(instance, name), value, f"{prefix}{name}.")
+        elif _accepts(fields[name], value):
+            changes[name] = _converted(fields[name], value)
+        else:
+            raise OptionError(option, value, f"expected {_described(fields[name])}")
+    return dataclasses.replace(instance, **changes)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _accepts(kind, value) -> bool:
+    """Whether value has type `kind` (a field annotation); bools are not numbers."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Literal:
+        return any(value == arg and type(value) is type(arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, (list, tuple)) and all(_accepts(args[0], item) for item in value)
+    if origin in (types.UnionType, typing.Union):
+        return any(_accepts(arg, value) for arg in args)
+    if kind is float:
+        return _is_number(value)
+    if kind is int:
+        return _is_number(value) and isinstance(value, int)
+    return isinstance(value, kind)
+
+
+def _converted(kind, value):
+    """value as the field stores it: ints as floats for float fields, sequences as tuples."""
+    if kind is float:
+        return float(value)
+    if typing.get_origin(kind) is tuple:
+        return tuple(_converted(typing.get_args(kind)[0], item) for item in value)
+    return value
+
+
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "None"}
+
+
+def _described(kind) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin is tuple:
+        return f"a list of {_described(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(map(_described, args))
+    return _KIND_NAMES.get(kind, f"a {getattr(kind, '__name__', kind)}")
 
 
 def _check(condition: bool, message: str) -> None:

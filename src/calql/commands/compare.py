@@ -1,15 +1,22 @@
 """`calql compare --task T --seeds N [--out DIR] [train options...]`: Cal-QL and CQL on the same
-data for N seeds, then the report of `calql plot` on those runs."""
+data for N seeds, then the report of `calql plot` on those runs.
+
+The grid is planned as a sweep's (tasks x methods x seeds) and each run is a sweep trial, run here
+one after the other: running the same comparison again skips finished runs and resumes
+interrupted ones from their checkpoints."""
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from calql.errors import CalqlError
+from calql.methods import COMPARED
 
-COMPARED = ("calql", "cql")
-RESERVED = ("--algo", "--seed", "--run-dir", "--resume")
+RUNS_FOLDER = "runs"
+"""OUT/runs holds the run directories (TASK-METHOD-sSEED)."""
+RESERVED = ("--algo", "--seed", "--run-dir", "--run-name", "--resume")
 """Train options compare sets itself."""
 
 
@@ -21,9 +28,9 @@ def build_parser(prog: str = "calql compare") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, allow_abbrev=False,
         description="Train Cal-QL and CQL with seeds 0..N-1 on each task (every run uses the same dataset: "
-        "--dataset-seed is shared), then write figures, results.csv and report.md. Any other option is "
-        "passed to `calql train` for every run (see `calql train --help`), except --algo, --seed, --run-dir "
-        "and --resume.",
+        "--dataset-seed is shared), then write figures, results.csv and report.md. Running the same command "
+        "again skips finished runs and resumes interrupted ones. Any other option is passed to `calql train` "
+        "for every run (see `calql train --help`), except --algo, --seed, --run-dir, --run-name and --resume.",
     )
     parser.add_argument("--task", nargs="+", action="extend", required=True, metavar="TASK",
                         help="task(s) to compare on; with several, the report adds IQM and probability of improvement")
@@ -32,8 +39,8 @@ def build_parser(prog: str = "calql compare") -> argparse.ArgumentParser:
     return parser
 
 
-def _reserved_option(overrides: list[str]) -> str | None:
-    for arg in overrides:
+def _reserved_option(train_options: list[str]) -> str | None:
+    for arg in train_options:
         for option in RESERVED:
             if arg == option or arg.startswith(option + "="):
                 return option
@@ -41,27 +48,26 @@ def _reserved_option(overrides: list[str]) -> str | None:
 
 
 def plan(args: list[str]):
-    """Options -> (output folder, [TrainConfig]) ordered seed by seed, so a stopped comparison
-    still has paired runs. Every configuration is parsed before anything trains."""
-    from calql.cli import parse_train_args
-    from calql.config import validate
+    """Options -> (output folder, trials) ordered seed by seed, so a stopped comparison still has
+    paired runs. Every configuration is built and checked before anything trains."""
+    options, train_options = build_parser().parse_known_args(args)
+    # Imported after parsing, here and below: they load JAX and MuJoCo, `calql compare --help` need not wait.
     from calql.envs.tasks import get_task
+    from calql.options import train_overrides
+    from calql.sweep.spec import Grid, trials
 
-    options, overrides = build_parser().parse_known_args(args)
     if options.seeds < 1:
         raise CompareUsageError(f"--seeds must be >= 1, got {options.seeds}")
-    if option := _reserved_option(overrides):
+    if option := _reserved_option(train_options):
         raise CompareUsageError(f"{option} is set by compare itself (seeds 0..N-1, both algorithms, OUT/runs)")
+    tasks = tuple(dict.fromkeys(options.task))
+    for task in tasks:
+        get_task(task)  # an unknown task gets calql train's message (--task: unknown task ...)
     out = Path(options.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    configs = [
-        parse_train_args([*overrides, "--task", task, "--algo", algo, "--seed", str(seed),
-                          "--run-dir", str(out / "runs")])
-        for seed in range(options.seeds) for task in dict.fromkeys(options.task) for algo in COMPARED
-    ]
-    for config in configs:
-        get_task(config.task)
-        validate(config)
-    return out, configs
+    grid = Grid(tasks, COMPARED, tuple(range(options.seeds)), train_overrides(train_options))
+    runs = str(out / RUNS_FOLDER)
+    return out, [dataclasses.replace(t, config=dataclasses.replace(t.config, run_dir=runs))
+                 for t in trials(grid, "command line")]
 
 
 def _eval_line(row: dict) -> None:
@@ -69,30 +75,40 @@ def _eval_line(row: dict) -> None:
           f"{row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}", flush=True)
 
 
-def _run_all(configs) -> list[str]:
-    from calql.training.loop import train  # imported late: keeps `--help` fast
+def _run_all(runs_dir: Path, trials) -> list[Path]:
+    """Each trial in turn (finished ones skipped, interrupted ones resumed); their run directories."""
+    from calql import api
+    from calql.sweep.trial import placed, read_summary, trial_paths, trial_state
 
     run_dirs = []
-    for number, config in enumerate(configs, start=1):
-        print(f"[{number}/{len(configs)}] {config.algo} on {config.task}, seed {config.seed}", flush=True)
-        result = train(config, report=_eval_line)
-        run_dirs.append(result.run_dir)
-        print(f"  score {result.offline['normalized_score']:.1f} after pre-training -> "
-              f"{result.final['normalized_score']:.1f} after fine-tuning, regret {result.regret:.3f}, "
-              f"{result.wall_time:.0f} s", flush=True)
+    for number, trial in enumerate(trials, start=1):
+        state, config = trial_state(runs_dir, trial), trial.config
+        how = {"done": ": finished earlier, skipped", "resume": ", resuming", "new": ""}[state]
+        print(f"[{number}/{len(trials)}] {config.algo} on {config.task}, seed {config.seed}{how}", flush=True)
+        if state != "done":
+            api.train(placed(runs_dir, trial, state), report=_eval_line)
+        run_dir = trial_paths(runs_dir, trial)[0]
+        summary = read_summary(run_dir)
+        print(f"  score {summary['offline']['normalized_score']:.1f} after pre-training -> "
+              f"{summary['final']['normalized_score']:.1f} after fine-tuning, regret {summary['regret']:.3f}, "
+              f"{summary['wall_time']:.0f} s", flush=True)
+        run_dirs.append(run_dir)
     return run_dirs
 
 
-def main(args: list[str]) -> int:
-    from calql.envs.tasks import UnknownTaskError
+def _write_report(run_dirs: list[Path], out: Path) -> Path:
     from calql.reporting.report import write_report
     from calql.reporting.runs import find_runs
 
+    return write_report(find_runs(run_dirs), out)
+
+
+def main(args: list[str]) -> int:
     try:
-        out, configs = plan(args)
-        run_dirs = _run_all(configs)
-        path = write_report(find_runs(run_dirs), out)
-    except (CalqlError, UnknownTaskError) as error:  # also caught by calql.cli; here for direct callers
+        out, trials = plan(args)
+        run_dirs = _run_all(out / RUNS_FOLDER, trials)
+        path = _write_report(run_dirs, out)
+    except CalqlError as error:  # also caught by calql.cli; here for direct callers
         print(f"calql: error: {error}", file=sys.stderr)
         return 2
     print(f"report: {path}")

@@ -3,6 +3,7 @@
 aggregated report; `calql sweep --report SWEEP_DIR` rewrites the report of a sweep folder."""
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -40,24 +41,39 @@ def build_parser(prog: str = "calql sweep", with_spec: bool = True) -> argparse.
     return parser
 
 
+def command_line_overrides(train_options: list[str]) -> dict:
+    """Train options given on the command line -> config overrides, parsed by calql train's parser."""
+    from calql.config import OptionError
+    from calql.options import train_overrides  # imported late here and below: `calql sweep --help` stays fast
+    from calql.sweep.spec import SpecError
+
+    unknown = [arg for arg in train_options if arg.startswith("-") and not arg.startswith("--")]
+    if unknown:
+        raise SpecError(f"command line: unknown option {unknown[0]!r}")
+    try:
+        return train_overrides(train_options)
+    except OptionError as error:
+        raise SpecError(f"command line: {error}") from None
+
+
 def plan(args: list[str]):
-    """Options -> (sweep folder, trials), every trial's options checked before anything runs."""
-    from calql.sweep.spec import Grid, SpecError, grid_from_spec, read_spec, trials
+    """Options -> (sweep options, sweep folder, trials, the specification's options that the
+    command line overrides as `--name value`), every trial's configuration checked before anything runs."""
+    from calql.options import option_args
+    from calql.sweep.spec import Grid, grid_from_spec, merged, overridden, read_spec, trials
 
     options, train_options = _parse(args)
     if options.spec:
         where = options.spec
         grid = grid_from_spec(read_spec(Path(options.spec)), where)
     else:
-        where, grid = "command line", Grid((), (), (), ())
-    unknown = [arg for arg in train_options if arg.startswith("-") and not arg.startswith("--")]
-    if unknown:
-        raise SpecError(f"command line: unknown option {unknown[0]!r}")
+        where, grid = "command line", Grid((), (), (), {})
+    file_options, overrides = grid.options, command_line_overrides(train_options)
     grid = Grid(tuple(options.tasks or grid.tasks), tuple(options.methods or grid.methods),
-                tuple(options.seeds if options.seeds is not None else grid.seeds),
-                grid.options + tuple(train_options))
+                tuple(options.seeds if options.seeds is not None else grid.seeds), merged(file_options, overrides))
+    shadowed = [" ".join(option_args(name, value)) for name, value in overridden(file_options, overrides)]
     default_out = f"runs/sweeps/{Path(options.spec).stem}" if options.spec else f"runs/sweeps/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    return options, Path(options.out or default_out), trials(grid, where)
+    return options, Path(options.out or default_out), trials(grid, where), shadowed
 
 
 def _parse(args: list[str]):
@@ -74,20 +90,27 @@ def _parse(args: list[str]):
 def write_sweep_report(sweep_dir: Path) -> Path:
     from calql.reporting.report import write_report
     from calql.reporting.runs import find_runs
+    from calql.sweep.runner import TRIALS_FOLDER
 
-    trials_dir = Path(sweep_dir) / "trials"
+    trials_dir = Path(sweep_dir) / TRIALS_FOLDER
     runs = find_runs([trials_dir]) if trials_dir.is_dir() else []
     if not runs:
         raise CalqlError(f"{sweep_dir}: no trial has started yet (no run directories under {trials_dir})")
     return write_report(runs, Path(sweep_dir) / REPORT_FOLDER)
 
 
-def _dry_run(sweep_dir: Path, trials) -> None:
+def _dry_run(sweep_dir: Path, trials, shadowed: list[str], spec: str | None) -> None:
+    """Each trial's state and equivalent `calql train` command (and which of the specification's
+    options the command line replaced)."""
+    from calql.options import command_line  # the sweep modules load JAX: imported late, `--help` stays fast
+    from calql.sweep.runner import TRIALS_FOLDER
     from calql.sweep.trial import trial_state
 
+    note = f"   (the command line overrides {spec}'s {', '.join(shadowed)})" if shadowed else ""
     print(f"sweep folder: {sweep_dir}   trials: {len(trials)}")
     for trial in trials:
-        print(f"  {trial_state(sweep_dir, trial):6s} {trial.name}: calql train {' '.join(trial.args)}")
+        state = trial_state(sweep_dir / TRIALS_FOLDER, trial)
+        print(f"  {state:6s} {trial.name}: calql train {shlex.join(command_line(trial.config))}{note}")
 
 
 def main(args: list[str]) -> int:
@@ -96,9 +119,9 @@ def main(args: list[str]) -> int:
         if options.report:
             print(f"report: {write_sweep_report(Path(options.report))}")
             return 0
-        options, sweep_dir, trials = plan(args)
+        options, sweep_dir, trials, shadowed = plan(args)
         if options.dry_run:
-            _dry_run(sweep_dir, trials)
+            _dry_run(sweep_dir, trials, shadowed, options.spec)
             return 0
         from calql.sweep.runner import run_sweep
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 import gymnasium as gym
 import numpy as np
 
+from calql.config import TrainConfig, preset_config
 from calql.data.returns import ReturnRule
 from calql.data.sources import parse_source
 from calql.envs import adroit, antmaze, kitchen, manipulation, pointmaze
@@ -284,6 +285,13 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise UnknownTaskError(f"--task: unknown task {name!r}; accepted: {', '.join(task_names())}")
     return TASKS[name]
+
+
+def default_config(name: str, preset: str | None = None) -> TrainConfig:
+    """The configuration task `name` runs with unless told otherwise: its preset (or the named
+    one) with the task set."""
+    task = get_task(name)
+    return dataclasses.replace(preset_config(preset or task.preset), task=name)
 
 
 def guess_task(source: str) -> str | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from calql.reporting.runs import ALGO_NAMES, Curve, RunData, offline_curve, online_curve
+from calql.methods import label
+from calql.reporting.runs import Curve, RunData, offline_curve, online_curve
 
 BAND = "mean over seeds, shaded: 95% bootstrap CI of the mean"
 ZOOM_FRACTION = 0.25
@@ -50,7 +51,7 @@ def _color(algo: str, index: int) -> str:
 
 def _label(algo: str, series: "Series") -> str:
     running = f", {series.running} running" if series.running else ""
-    return f"{ALGO_NAMES.get(algo, algo)} ({series.seeds} seed{'s' if series.seeds != 1 else ''}{running})"
+    return f"{label(algo)} ({series.seeds} seed{'s' if series.seeds != 1 else ''}{running})"
 
 
 def _draw(ax, series: Series, color: str, label: str | None, style: str = "-") -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-import calql
+from calql.version import __version__
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
+from calql.methods import COMPARED, label
 from calql.reporting.protocol import FINAL_EVALUATIONS, cumulative_regret, final_score, finetuning_dip, start_score
-from calql.reporting.runs import ALGO_NAMES, RunData, group_runs
+from calql.reporting.runs import RunData, group_runs
 
 RESULTS = {
     "offline_score": "score after pre-training",
@@ -89,13 +90,15 @@ def aggregate_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
                 value = stats.iqm_interval(per_task(algo, key))
                 rows.append({"statistic": f"IQM of {heading}", "algo": _algo(algo), "value": value,
                              "digits": DIGITS[key]})
-    if {"calql", "cql"} <= set(algos):
+    first, second = COMPARED
+    if {first, second} <= set(algos):
         for key, heading in RESULTS.items():
             sign = -1.0 if key in ("regret", "dip") else 1.0  # lower regret and dip are the improvement
-            x, y = per_task("calql", key, sign), per_task("cql", key, sign)
+            x, y = per_task(first, key, sign), per_task(second, key, sign)
             if all(s.size for s in x + y):
                 better = "lower" if key in ("regret", "dip") else "higher"
-                rows.append({"statistic": f"P(Cal-QL {better} {heading} than CQL)", "algo": "Cal-QL vs CQL",
+                rows.append({"statistic": f"P({label(first)} {better} {heading} than {label(second)})",
+                             "algo": f"{label(first)} vs {label(second)}",
                              "value": stats.improvement_interval(x, y), "digits": 2})
     return rows
 
@@ -134,13 +137,13 @@ def _differing_settings(runs: list[RunData]) -> dict[str, list]:
 
 
 def _algo(algo: str) -> str:
-    return ALGO_NAMES.get(algo, algo)
+    return label(algo)
 
 
 def _header(runs: list[RunData]) -> list[str]:
     settings = runs[0].config
     lines = [f"# calql report ({len(runs)} runs)", "",
-             f"calql {calql.__version__}. Intervals: 95% bootstrap confidence interval of the mean over seeds "
+             f"calql {__version__}. Intervals: 95% bootstrap confidence interval of the mean over seeds "
              f"({stats.RESAMPLES} resamples). Scores are normalized (0-100); cumulative regret is the mean of "
              "(1 - success) over online episodes, lower is better. Score after pre-training: the evaluation at "
              "online step 0 (before the first online transition). Score after fine-tuning: the mean of the last "

@@ -15,11 +15,9 @@ import numpy as np
 
 from calql.config import online_eval_steps
 from calql.errors import CalqlError
+from calql.methods import METHODS, method_of
 from calql.reporting.stats import curve_interval
 
-ALGO_NAMES = {"calql": "Cal-QL", "calql-learned": "Cal-QL (learned reference)", "cql": "CQL"}
-ALGO_ORDER = ("calql", "calql-learned", "cql")
-"""Methods as reports name and order them: an algorithm, and for Cal-QL its reference value."""
 REQUIRED_SETTINGS = ("task", "algo", "seed", "online_steps", "eval_every")
 
 
@@ -46,7 +44,7 @@ class RunData:
     @property
     def algo(self) -> str:
         """The method: "calql", "cql", or "calql-learned" (Cal-QL with --reference learned)."""
-        return method(self.config)
+        return method_of(self.config)
 
     @property
     def seed(self) -> int:
@@ -71,10 +69,6 @@ class Curve:
         return curve_interval(self.values)
 
 
-def method(config: dict) -> str:
-    """A run configuration's method label (see ALGO_NAMES)."""
-    learned = config["algo"] == "calql" and config.get("reference", "mc") == "learned"
-    return "calql-learned" if learned else config["algo"]
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -124,9 +118,11 @@ def find_runs(paths: list[str | Path]) -> list[RunData]:
 
 
 def group_runs(runs: list[RunData]) -> dict[tuple[str, str], list[RunData]]:
-    """{(task, algo): runs sorted by seed}, tasks sorted, Cal-QL before CQL."""
+    """{(task, algo): runs sorted by seed}, tasks sorted, methods in calql.methods' order."""
+    order = list(METHODS)
+
     def algo_rank(algo):
-        return ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER)
+        return order.index(algo) if algo in order else len(order)
 
     groups: dict[tuple[str, str], list[RunData]] = {}
     for run in sorted(runs, key=lambda r: (r.task, algo_rank(r.algo), r.algo, r.seed, str(r.path))):

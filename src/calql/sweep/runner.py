@@ -4,11 +4,15 @@ its checkpoints (sweep.trial). The driver reports progress and collects the outc
 
 import json
 import os
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from calql.envs.binding import bind
+from calql.envs.tasks import get_task
 from calql.errors import CalqlError
+from calql.options import command_line
 from calql.sweep.spec import Trial
 from calql.sweep.trial import outcome_of, run_trial, trial_paths, trial_state
 from calql.training.metrics import write_text_atomically
@@ -16,6 +20,8 @@ from calql.training.metrics import write_text_atomically
 FORWARDED_ENV = ("MINARI_DATASETS_PATH", "HF_HUB_OFFLINE", "JAX_PLATFORMS", "XLA_FLAGS", "MUJOCO_GL")
 """Driver environment variables the workers get too (where datasets live, staying offline)."""
 MANIFEST = "sweep.json"
+TRIALS_FOLDER = "trials"
+"""SWEEP_DIR/trials holds each trial's run directory and log."""
 
 
 def earlier_manifest_entries(sweep_dir: Path) -> list[dict]:
@@ -36,19 +42,15 @@ def write_manifest(sweep_dir: Path, trials: list[Trial]) -> None:
     entries = {entry["name"]: entry for entry in earlier_manifest_entries(sweep_dir)}
     for t in trials:
         entries[t.name] = {"name": t.name, "task": t.task, "method": t.method, "seed": t.seed,
-                           "command": "calql train " + " ".join(t.args)}
+                           "command": "calql train " + shlex.join(command_line(t.config))}
     write_text_atomically(sweep_dir / MANIFEST, json.dumps({"trials": list(entries.values())}, indent=2))
 
 
 def pregenerate_datasets(trials: list[Trial]) -> None:
     """Generate each built-in dataset once here, so parallel trials never race to write its cache."""
-    from calql.cli import parse_train_args
-    from calql.envs.binding import bind
-    from calql.envs.tasks import get_task
-
     seen = set()
     for trial in trials:
-        config = parse_train_args(list(trial.args))
+        config = trial.config
         key = (config.task, config.dataset, config.dataset_size, config.dataset_seed)
         task = get_task(config.task)
         if key in seen or not task.builtin or config.dataset not in ("", "builtin"):
@@ -92,7 +94,7 @@ class Progress:
 
     def running(self, pending: list[Trial]) -> int:
         """Pending trials whose log this sweep has written to (the others wait for resources)."""
-        logs = [trial_paths(self.sweep_dir, trial)[1] for trial in pending]
+        logs = [trial_paths(self.sweep_dir / TRIALS_FOLDER, trial)[1] for trial in pending]
         return sum(log.is_file() and log.stat().st_mtime >= self.started - 1 for log in logs)
 
     def finished(self, outcome: dict) -> None:
@@ -124,7 +126,8 @@ def run_sweep(sweep_dir: Path, trials: list[Trial], address: str | None = None, 
 
     sweep_dir = Path(sweep_dir).resolve()
     write_manifest(sweep_dir, trials)
-    todo = [trial for trial in trials if trial_state(sweep_dir, trial) != "done"]
+    trials_dir = sweep_dir / TRIALS_FOLDER
+    todo = [trial for trial in trials if trial_state(trials_dir, trial) != "done"]
     skipped = len(trials) - len(todo)
     if skipped:
         print_line(f"[sweep] {skipped} of {len(trials)} trials already finished: skipped")
@@ -135,7 +138,7 @@ def run_sweep(sweep_dir: Path, trials: list[Trial], address: str | None = None, 
     try:
         task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=max_retries,
                           runtime_env={"env_vars": worker_env(cpus_per_trial)})(run_trial)
-        pending = {task.remote(str(sweep_dir), trial): trial for trial in todo}
+        pending = {task.remote(str(trials_dir), trial): trial for trial in todo}
         progress = Progress(sweep_dir, trials, print_line)
         outcomes = []
         while pending:
@@ -147,7 +150,7 @@ def run_sweep(sweep_dir: Path, trials: list[Trial], address: str | None = None, 
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as error:  # the worker died more than max_retries times
                     reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
-                    outcome = outcome_of(trial, "failed", *trial_paths(sweep_dir, trial), reason=reason)
+                    outcome = outcome_of(trial, "failed", *trial_paths(trials_dir, trial), reason=reason)
                 outcomes.append(outcome)
                 progress.finished(outcome)
         progress.show([], skipped)

@@ -8,27 +8,24 @@
     [options]                           # any `calql train` option, without the leading --
     offline-steps = 10000
     agent.critic-hidden-dims = [64, 64]
+    agent.cql-lagrange = false          # booleans as true / false
 
-Every trial is an ordinary `calql train` run. The same grid can come from the command line
-(--tasks, --methods, --seeds, extra train options); those override the file's.
+Every trial is an ordinary training run (calql.train) of the task's configuration with these
+options applied (calql.config_for). The same grid can come from the command line (--tasks,
+--methods, --seeds, extra train options); those override the file's.
 """
 
-import contextlib
 import dataclasses
-import io
 import tomllib
 from pathlib import Path
 
-from calql.config import TrainConfig, validate
+from calql.api import config_for
+from calql.config import ConfigError, OptionError, TrainConfig, option_name
+from calql.envs.tasks import TASKS
 from calql.errors import CalqlError
+from calql.methods import METHODS
 
-METHODS: dict[str, tuple[str, ...]] = {
-    "calql": ("--algo", "calql"),
-    "calql-learned": ("--algo", "calql", "--reference", "learned"),
-    "cql": ("--algo", "cql"),
-}
-"""Method name -> the train options that select it."""
-RESERVED = ("algo", "seed", "seeds", "task", "run-dir", "run-name", "resume", "reference")
+RESERVED = ("algo", "seed", "seeds", "task", "run_dir", "run_name", "resume", "reference")
 """Options a sweep sets per trial itself (reference through the method)."""
 TOP_LEVEL = ("tasks", "methods", "seeds", "options")
 
@@ -39,17 +36,17 @@ class SpecError(CalqlError):
 
 @dataclasses.dataclass(frozen=True)
 class Trial:
-    """One `calql train` run of the sweep."""
+    """One run of the sweep."""
 
     task: str
     method: str
     seed: int
-    args: tuple[str, ...]
-    """The complete `calql train` options of the trial, except --run-dir / --run-name / --resume."""
+    config: TrainConfig
+    """Its configuration, except where it runs (run_dir, run_name, resume: see sweep.trial)."""
 
     @property
     def name(self) -> str:
-        """Its run directory's name under SWEEP_DIR/trials (stable, so a re-run finds it)."""
+        """Its run directory's name (stable, so a re-run finds it)."""
         return f"{self.task}-{self.method}-s{self.seed}"
 
 
@@ -58,8 +55,8 @@ class Grid:
     tasks: tuple[str, ...]
     methods: tuple[str, ...]
     seeds: tuple[int, ...]
-    options: tuple[str, ...]
-    """Train options shared by every trial, as command-line arguments."""
+    options: dict
+    """Config overrides shared by every trial (calql.config_for's form: field names, agent={...})."""
 
 
 def read_spec(path: Path) -> dict:
@@ -79,21 +76,31 @@ def _list_of(spec: dict, field: str, kind: type, where: str) -> tuple:
     return tuple(value)
 
 
-def option_args(options: dict, prefix: str = "") -> list[str]:
-    """[options] table -> command-line arguments; nested tables are dotted names (agent.x)."""
-    args = []
-    for key, value in options.items():
-        name = f"{prefix}{key}".replace("_", "-")
-        if isinstance(value, dict):
-            args += option_args(value, f"{name}.")
-        elif isinstance(value, bool):
-            head, _, leaf = name.rpartition(".")
-            args.append(f"--{name}" if value else f"--{head + '.' if head else ''}no-{leaf}")
-        elif isinstance(value, list):
-            args += [f"--{name}", *map(str, value)]
-        else:
-            args += [f"--{name}", str(value)]
-    return args
+def overrides_from_table(options: dict) -> dict:
+    """[options] table -> config overrides: dashed names become field names (offline-steps ->
+    offline_steps), tables nest (agent.critic-hidden-dims -> agent={"critic_hidden_dims": ...})."""
+    return {key.replace("-", "_"): overrides_from_table(value) if isinstance(value, dict) else value
+            for key, value in options.items()}
+
+
+def merged(first: dict, second: dict) -> dict:
+    """Overrides of `first` with those of `second` on top (agent options merged one by one)."""
+    out = dict(first)
+    for key, value in second.items():
+        both_tables = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = {**out[key], **value} if both_tables else value
+    return out
+
+
+def overridden(first: dict, second: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted field name, value) of each option of `first` that `second` sets too."""
+    found = []
+    for key, value in first.items():
+        if isinstance(value, dict) and isinstance(second.get(key), dict):
+            found += overridden(value, second[key], f"{prefix}{key}.")
+        elif key in second:
+            found.append((prefix + key, value))
+    return found
 
 
 def grid_from_spec(spec: dict, where: str) -> Grid:
@@ -105,47 +112,25 @@ def grid_from_spec(spec: dict, where: str) -> Grid:
     if not isinstance(options, dict):
         raise SpecError(f"{where}: field 'options' must be a table of calql train options, got {options!r}")
     return Grid(_list_of(spec, "tasks", str, where), _list_of(spec, "methods", str, where),
-                _list_of(spec, "seeds", int, where), tuple(option_args(options)))
+                _list_of(spec, "seeds", int, where), overrides_from_table(options))
 
 
-def _parse_quietly(args: list[str]) -> TrainConfig | None:
-    """parse_train_args without tyro's error box; None when tyro rejects the arguments."""
-    from calql.cli import parse_train_args
-
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            return parse_train_args(args)
-        except SystemExit:
-            return None
+def _shown(value) -> str:
+    """An option's value as on a command line: lists space-separated."""
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def _option_groups(options: tuple[str, ...]) -> list[list[str]]:
-    """Arguments split per option: ["--a", "1", "--b", "2", "3"] -> [["--a", "1"], ["--b", "2", "3"]]."""
-    groups: list[list[str]] = []
-    for arg in options:
-        if arg.startswith("--") or not groups:
-            groups.append([arg])
-        else:
-            groups[-1].append(arg)
-    return groups
+def _trial_config(task: str, method: str, seed: int, options: dict, where: str) -> TrainConfig:
+    """config_for with the grid's options, the method's and the seed; SpecError naming the option."""
+    try:
+        return config_for(task, **{**options, **METHODS[method].overrides(), "seed": seed})
+    except OptionError as error:
+        raise SpecError(f"{where}: option '{error.option}' = {_shown(error.value)}: {error.reason}") from None
+    except ConfigError as error:
+        raise SpecError(f"{where}: {error}") from None
 
 
-def _check_options(options: tuple[str, ...], where: str) -> None:
-    for group in _option_groups(options):
-        name = group[0].lstrip("-")
-        if name in RESERVED or name.replace("-", "_") in RESERVED:
-            raise SpecError(f"{where}: option '{name}' is set by the sweep per trial (use tasks / methods / seeds)")
-        if _parse_quietly(group) is None:
-            value = " ".join(group[1:]) or "(flag)"
-            raise SpecError(f"{where}: option '{name}' = {value}: not accepted by calql train "
-                            "(see `calql train --help` for its name and type)")
-
-
-def trials(grid: Grid, where: str) -> list[Trial]:
-    """Every trial, seed by seed (so a stopped sweep still has paired methods), each option
-    checked by calql train's own parser before anything runs."""
-    from calql.envs.tasks import TASKS
-
+def _check_grid(grid: Grid, where: str) -> None:
     for field, values in (("tasks", grid.tasks), ("methods", grid.methods), ("seeds", grid.seeds)):
         if not values:
             raise SpecError(f"{where}: field '{field}' is empty; the grid needs at least one entry")
@@ -155,19 +140,19 @@ def trials(grid: Grid, where: str) -> list[Trial]:
     for index, method in enumerate(grid.methods):
         if method not in METHODS:
             raise SpecError(f"{where}: methods[{index}] = {method!r} is not a method; accepted: {', '.join(METHODS)}")
-    _check_options(grid.options, where)
-    out = []
-    for seed in dict.fromkeys(grid.seeds):
-        for task in dict.fromkeys(grid.tasks):
-            for method in dict.fromkeys(grid.methods):
-                args = ("--task", task, *grid.options, *METHODS[method], "--seed", str(seed))
-                config = _parse_quietly(list(args))
-                if config is None:
-                    raise SpecError(f"{where}: the options do not parse for task {task}; check them with "
-                                    f"`calql train {' '.join(args)} --help`")
-                try:
-                    validate(config)
-                except CalqlError as error:
-                    raise SpecError(f"{where}: {error}") from None
-                out.append(Trial(task, method, seed, args))
-    return out
+    for name in grid.options:
+        if name in RESERVED:
+            raise SpecError(f"{where}: option '{option_name(name)}' is set by the sweep per trial "
+                            "(use tasks / methods / seeds)")
+
+
+def trials(grid: Grid, where: str) -> list[Trial]:
+    """Every trial, seed by seed (so a stopped sweep still has paired methods), each configuration
+    built and validated before anything runs."""
+    _check_grid(grid, where)
+    return [
+        Trial(task, method, seed, _trial_config(task, method, seed, grid.options, where))
+        for seed in dict.fromkeys(grid.seeds)
+        for task in dict.fromkeys(grid.tasks)
+        for method in dict.fromkeys(grid.methods)
+    ]

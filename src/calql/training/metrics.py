@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-import calql
+from calql.version import __version__
 from calql.config import TrainConfig
 
 CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_FOLDER = "config.json", "metrics.jsonl", "summary.json", "tensorboard"
@@ -61,7 +61,7 @@ class RunLog:
         self.path, self.config = Path(path), config
         self.path.mkdir(parents=True, exist_ok=True)
         if resume_lines is None:
-            meta = {"calql_version": calql.__version__, "config": dataclasses.asdict(config)}
+            meta = {"calql_version": __version__, "config": dataclasses.asdict(config)}
             (self.path / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=str))
             (self.path / METRICS_FILE).write_text("")
             self.lines = 0

@@ -1,0 +1,24 @@
+"""`calql train [options]`: pre-train offline, then fine-tune online (Cal-QL or CQL), printing
+one line per evaluation and a final table; `--resume RUN_DIR` continues a run."""
+
+import dataclasses
+
+from rich.console import Console
+
+from calql.console import print_summary, report_line
+from calql.options import parse_train_args
+
+
+def main(args: list[str]) -> int:
+    config = parse_train_args(args)
+    from calql import api  # imported after parsing: JAX loads in seconds, `calql train --help` need not wait
+
+    console = Console()
+    if config.seeds:
+        results = api.train_seeds(config, list(config.seeds), report=report_line(console), console=console)
+        for seed, result in zip(config.seeds, results):
+            print_summary(result, dataclasses.replace(config, seed=seed), console)
+        return 0
+    result = api.train(config, report=report_line(console), console=console)
+    print_summary(result, config, console)
+    return 0

@@ -1,0 +1,148 @@
+"""A trained policy restored from a run directory's checkpoint, and its evaluation: mean return,
+normalized score and success rate with 95% bootstrap confidence intervals over episodes."""
+
+import dataclasses
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from calql.agent.acting import deterministic_action, sample_action
+from calql.agent.state import AgentState, create_agent
+from calql.config import TrainConfig, config_from_dict
+from calql.envs.binding import bind
+from calql.envs.common import env_stack
+from calql.envs.tasks import Task, get_task
+from calql.errors import CalqlError
+from calql.training import checkpoint
+from calql.training.metrics import CONFIG_FILE, read_config
+from calql.training.rollout import Episode, run_episode
+
+BOOTSTRAP_SAMPLES = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A trained actor with the configuration and task it was trained on."""
+
+    config: TrainConfig
+    task: Task
+    """The task, bound to the run's dataset (its environment matches the data's observations)."""
+    agent: AgentState
+
+    def act(self, observation, deterministic: bool = True, key: jax.Array | None = None) -> np.ndarray:
+        """The action for an observation (O,) -> (A,), or a batch (N, O) -> (N, A), within the
+        action space [-1, 1]: tanh of the policy mean, or with deterministic=False a sample
+        from the policy, drawn with `key` (a jax.random.PRNGKey)."""
+        observation = np.asarray(observation, np.float32)
+        if deterministic:
+            return np.asarray(deterministic_action(self.agent.actor, observation))
+        if key is None:
+            raise CalqlError("Policy.act: deterministic=False needs key=jax.random.PRNGKey(seed)")
+        return np.asarray(sample_action(self.agent.actor, observation, key)[0])
+
+    def make_env(self, seed: int | None = None):
+        """A new environment of the policy's task (gymnasium API; reset it before stepping)."""
+        return self.task.make_env(seed)
+
+
+class Estimate(NamedTuple):
+    """A mean over episodes and its 95% bootstrap confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """calql eval's numbers: per-episode means with 95% bootstrap intervals."""
+
+    task: str
+    algo: str
+    episodes: int
+    returns: Estimate
+    """Undiscounted episode return."""
+    normalized_score: Estimate
+    success: Estimate
+
+
+def bootstrap_interval(values: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean."""
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (BOOTSTRAP_SAMPLES, len(values)))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def _estimate(values: np.ndarray) -> Estimate:
+    return Estimate(float(values.mean()), *bootstrap_interval(values))
+
+
+def _locate(path: Path) -> tuple[Path, int | None]:
+    """(run directory, checkpoint step or None for the newest) from a run dir or a checkpoint dir."""
+    if (path / CONFIG_FILE).is_file():
+        return path, None
+    if path.name.isdigit() and (path.parent.parent / CONFIG_FILE).is_file():
+        return path.parent.parent, int(path.name)
+    raise CalqlError(f"{path}: neither a run directory (with config.json) nor a checkpoint (RUN_DIR/checkpoints/STEP)")
+
+
+def load_policy(path: str | Path) -> Policy:
+    """The policy of a run directory's newest checkpoint, or of RUN_DIR/checkpoints/STEP."""
+    run_dir, step = _locate(Path(path))
+    config = config_from_dict(read_config(run_dir))
+    task = bind(get_task(config.task), config.dataset, config.filter_dataset)
+    probe = task.make_env(config.seed)
+    template = create_agent(jax.random.PRNGKey(0), probe.observation_space.shape[0], probe.action_space.shape[0],
+                            config.agent, calibrate=config.algo == "calql")
+    probe.close()
+    mgr = checkpoint.manager(run_dir, config.keep_checkpoints)
+    restored = checkpoint.restore_latest(mgr, template, step)
+    mgr.close()
+    if restored is None:
+        raise CalqlError(f"{run_dir}: no readable checkpoint{'' if step is None else f' {step}'}; was the run started with calql >= 0.1 and did it save one?")
+    return Policy(config, task, restored[0])
+
+
+def _enable_rgb_rendering(env) -> None:
+    """Turn on rgb_array rendering of an env built without a render mode (and of the env it wraps)."""
+    for inner in env_stack(env):
+        inner.render_mode = "rgb_array"
+
+
+def _run_episodes(env, policy: Policy, episodes: int, frames: list | None) -> list[Episode]:
+    """Deterministic episodes; with a frames list, each step's rendered frame is appended to it."""
+    def act(observation):
+        if frames is not None:
+            frames.append(env.unwrapped.render())
+        return policy.act(observation)
+
+    return [run_episode(env, act, score_key=policy.task.score_reward_info) for _ in range(episodes)]
+
+
+def evaluate_run(path: str | Path, episodes: int = 20, seed: int = 12345, video: str | Path | None = None) -> Evaluation:
+    """Run `episodes` deterministic episodes of a run's policy (see load_policy for `path`) in an
+    environment seeded with `seed`; `video` records them to a .gif or .mp4 file (MuJoCo rendering
+    needs MUJOCO_GL, e.g. "egl", set before MuJoCo is first imported)."""
+    if episodes < 1:
+        raise CalqlError(f"--episodes must be >= 1, got {episodes}")
+    policy = load_policy(path)
+    env = policy.make_env(seed)
+    env.reset(seed=seed)
+    frames = None if video is None else []
+    if video is not None:
+        _enable_rgb_rendering(env)
+    results = _run_episodes(env, policy, episodes, frames)
+    env.close()
+    if video is not None:
+        import imageio.v2 as imageio  # optional dependency, only for videos
+
+        imageio.mimsave(video, frames, fps=30)
+    returns = np.array([r.raw_return for r in results])
+    scores = np.asarray(policy.task.normalized_score(np.array([r.score_return for r in results])), np.float64)
+    successes = np.array([float(r.success) for r in results])
+    return Evaluation(policy.config.task, policy.config.algo, episodes, _estimate(returns), _estimate(scores),
+                      _estimate(successes))
