@@ -143,13 +143,13 @@ def test_eval_of_a_wrong_path_is_one_line(tmp_path, capsys):
     assert err.startswith("calql: error:") and "neither a run directory" in err and len(err.splitlines()) == 1
 
 
-def test_bootstrap_interval_contains_the_mean():
-    from calql.evaluation import bootstrap_interval
+def test_eval_estimates_use_the_reports_bootstrap_and_contain_the_mean():
+    from calql.evaluation import _estimate
 
     values = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
-    low, high = bootstrap_interval(values)
-    assert low <= values.mean() <= high and 0.0 <= low < high <= 1.0
-    assert bootstrap_interval(np.ones(4)) == (1.0, 1.0)
+    mean, low, high = _estimate(values)
+    assert low <= mean == values.mean() <= high and 0.0 <= low < high <= 1.0
+    assert tuple(_estimate(np.ones(4))) == (1.0, 1.0, 1.0)
 
 
 def test_eval_video_is_written(uninterrupted, tmp_path):

@@ -15,11 +15,11 @@ from calql.envs.binding import bind
 from calql.envs.common import env_stack
 from calql.envs.tasks import Task, get_task
 from calql.errors import CalqlError
+from calql.reporting.stats import mean_interval
 from calql.training import checkpoint
 from calql.training.metrics import CONFIG_FILE, read_config
 from calql.training.rollout import Episode, run_episode
 
-BOOTSTRAP_SAMPLES = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,17 +68,9 @@ class Evaluation:
     success: Estimate
 
 
-def bootstrap_interval(values: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean."""
-    values = np.asarray(values, np.float64)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (BOOTSTRAP_SAMPLES, len(values)))].mean(axis=1)
-    tail = (1.0 - level) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
 def _estimate(values: np.ndarray) -> Estimate:
-    return Estimate(float(values.mean()), *bootstrap_interval(values))
+    """The mean over episodes and its interval, by the same bootstrap as every report (reporting.stats)."""
+    return Estimate(*mean_interval(values))
 
 
 def _locate(path: Path) -> tuple[Path, int | None]:
