@@ -26,8 +26,9 @@ def report_line(console: Console):
         extra = f"  regret {row['cumulative_regret']:.3f}" if "cumulative_regret" in row else ""
         console.print(
             f"[seed {row['seed']} {row['phase']} step {row['step']}] success {row['success']:.2f}  score {row['normalized_score']:.1f}  "
-            f"Q(s,a) {row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}{extra}",
-            markup=False,
+            f"Q(s,a) {row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f} "
+            f"({100 * row['calibration/q_below_return']:.0f}% below){extra}",
+            markup=False, soft_wrap=True,
         )
 
     return report
