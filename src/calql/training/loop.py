@@ -380,7 +380,7 @@ def _with_learned_reference(offline: Transitions, config: TrainConfig, probe_row
             values = reference.fit_reference(offline, config, key, probe_rows,
                                              lambda step, metrics: log.record("offline/reference", step, metrics))
         reference.save_values(log.path, values)
-    return offline._replace(mc_returns=values)
+    return offline._replace(reference=values)
 
 
 def _finish(run: Run, start: float) -> RunResult:

@@ -64,9 +64,9 @@ def fit_reference(
         state, metrics = fit(state, jax.device_put(gather(offline, rows)))
         if call % LOG_EVERY_CALLS == 0 and call < calls:
             probe_values = np.asarray(predict(state, probe.observations))
-            record(call * size, {**mean_metrics(metrics), **error_vs_mc(probe_values, probe.mc_returns)})
+            record(call * size, {**mean_metrics(metrics), **error_vs_mc(probe_values, probe.reference)})
     values = predict_all(state, offline.observations).astype(np.float32)
-    record(calls * size, {**mean_metrics(metrics), **error_vs_mc(values, offline.mc_returns)})
+    record(calls * size, {**mean_metrics(metrics), **error_vs_mc(values, offline.reference)})
     return values
 
 
