@@ -42,5 +42,5 @@ def assert_all_failure_rule(task, data, discount=0.99):
     """Trajectories that never succeed get G = r_fail / (1 - gamma) at every step."""
     transitions = offline_returns(task, data, discount)
     if not np.any(data["rewards"] != task.failure_reward):
-        np.testing.assert_allclose(transitions.mc_returns, task.sparse_failure_reward / (1 - discount), rtol=1e-6)
+        np.testing.assert_allclose(transitions.reference, task.sparse_failure_reward / (1 - discount), rtol=1e-6)
     return transitions

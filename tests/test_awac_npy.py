@@ -99,7 +99,7 @@ def test_awac_files_load_truncated_after_the_last_success(awac_files):
     # calql's transform {-1, 0} -> {-5, +5} applies once, and returns stop at each success.
     transitions = offline_returns(tasks.get_task("pen-binary"), data)
     np.testing.assert_array_equal(transitions.rewards[:4], [-5, -5, 5, 5])
-    np.testing.assert_allclose(transitions.mc_returns[:4], [-5 + 0.99 * (-5 + 0.99 * 5), -5 + 0.99 * 5, 5, 5],
+    np.testing.assert_allclose(transitions.reference[:4], [-5 + 0.99 * (-5 + 0.99 * 5), -5 + 0.99 * 5, 5, 5],
                                rtol=1e-6)
 
 

@@ -90,6 +90,25 @@ def test_resume_with_a_changed_network_is_refused(uninterrupted, capsys):
     assert "agent.critic_hidden_dims: (8, 8) -> (16, 16)" in err and len(err.splitlines()) == 1
 
 
+def test_resume_with_checkpoints_of_another_run_is_refused(uninterrupted, tmp_path, capsys):
+    """config.json matches the options, but the checkpoints were copied in from a run with others."""
+    import shutil
+
+    other = train(parse_train_args([*TINY, "--offline-steps", "50", "--online-steps", "0", "--seed", "1",
+                                    "--run-dir", str(tmp_path / "other")]))
+    copy = tmp_path / "copy"
+    shutil.copytree(uninterrupted, copy)
+    shutil.rmtree(copy / "checkpoints")
+    shutil.copytree(Path(other.run_dir) / "checkpoints", copy / "checkpoints")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"calql: error: --resume {copy}: checkpoint {copy / 'checkpoints' / '50'} ")
+    assert "offline_steps: 50 -> 300" in err and "online_steps: 0 -> 600" in err and "seed: 1 -> 0" in err
+    assert err.endswith("start a new run") and len(err.splitlines()) == 1
+    assert (copy / "metrics.jsonl").read_text() == (uninterrupted / "metrics.jsonl").read_text()  # untouched
+
+
 def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "not a calql run directory" in capsys.readouterr().err

@@ -100,8 +100,8 @@ def test_d4rl_adroit_binary_filtered_and_returns(tmp_path, monkeypatch):
     transitions = offline_returns(task, data)
     # {-1, 0} -> {-5, +5}; success steps are terminal, so G = 5 there and -5 + 0.99 G_next before.
     np.testing.assert_array_equal(transitions.rewards[:5], [-5, -5, -5, 5, 5])
-    np.testing.assert_allclose(transitions.mc_returns[3:5], [5, 5])
-    np.testing.assert_allclose(transitions.mc_returns[2], -5 + 0.99 * 5, rtol=1e-6)
+    np.testing.assert_allclose(transitions.reference[3:5], [5, 5])
+    np.testing.assert_allclose(transitions.reference[2], -5 + 0.99 * 5, rtol=1e-6)
     short_train(task, tmp_path / "run")
 
 

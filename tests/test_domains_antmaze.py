@@ -116,9 +116,9 @@ def test_d4rl_antmaze_file_loads_and_transforms(tmp_path):
     np.testing.assert_array_equal(data["observations"][:29], written["observations"][:29])
     transitions = offline_returns(task, data)
     np.testing.assert_array_equal(transitions.rewards[[5, 6]], [5.0, 5.0])
-    np.testing.assert_allclose(transitions.mc_returns[6], 5.0)  # terminal: no bootstrap
-    np.testing.assert_allclose(transitions.mc_returns[4], -5 + 0.99 * 5, rtol=1e-6)
-    np.testing.assert_allclose(transitions.mc_returns[-1], -500.0)  # the second episode never succeeds
+    np.testing.assert_allclose(transitions.reference[6], 5.0)  # terminal: no bootstrap
+    np.testing.assert_allclose(transitions.reference[4], -5 + 0.99 * 5, rtol=1e-6)
+    np.testing.assert_allclose(transitions.reference[-1], -500.0)  # the second episode never succeeds
 
 
 def test_short_runs_on_both_frames(minari_umaze, tmp_path, monkeypatch):

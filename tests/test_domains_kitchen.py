@@ -56,7 +56,7 @@ def test_minari_and_d4rl_kitchen_load(variant, tmp_path, monkeypatch):
     assert data["observations"].shape == (19, kitchen.make_env(variant).observation_space.shape[0])
     # Random play solves no stage: every reward is 0 and, with no all-failure rule and a tail of
     # r_last / (1 - gamma) = 0, so is every return (the failure rule would have given -500).
-    np.testing.assert_array_equal(offline_returns(task, data).mc_returns, 0.0)
+    np.testing.assert_array_equal(offline_returns(task, data).reference, 0.0)
     d4rl_env = kitchen.make_env(variant, "d4rl")
     path = str(tmp_path / f"kitchen-{variant}-v0.hdf5")
     recording.record_d4rl(path, d4rl_env, recording.random_policy(d4rl_env.action_space), [10])

@@ -51,5 +51,5 @@ def test_builtin_cache_round_trip_and_short_run(tmp_path, monkeypatch, capsys):
         np.testing.assert_array_equal(cached[key], generated[key], err_msg=key)
     transitions = offline_returns(task, generated)
     if not (generated["rewards"] == 0).any():  # no success: the all-failure rule
-        np.testing.assert_allclose(transitions.mc_returns, -1 / (1 - 0.99), rtol=1e-6)
+        np.testing.assert_allclose(transitions.reference, -1 / (1 - 0.99), rtol=1e-6)
     short_train(task, tmp_path / "run", dataset_size=150)

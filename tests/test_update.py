@@ -25,7 +25,7 @@ def random_batches(seed: int, num_batches: int, batch_size: int = 8) -> Transiti
         rewards=rng.normal(size=shape).astype(np.float32),
         next_observations=rng.normal(size=shape + (OBS,)).astype(np.float32),
         dones=(rng.random(shape) < 0.2).astype(np.float32),
-        mc_returns=rng.normal(size=shape).astype(np.float32),
+        reference=rng.normal(size=shape).astype(np.float32),
     )
 
 
@@ -98,7 +98,7 @@ def test_lagrange_multiplier_is_frozen_without_lagrange():
 
 def _critic_metrics(calibrate: bool, mc_return: float):
     state = create_agent(jax.random.PRNGKey(0), OBS, ACT, TINY, calibrate=calibrate)
-    batch = first(random_batches(5, 1), 0)._replace(mc_returns=np.full(8, mc_return, np.float32))
+    batch = first(random_batches(5, 1), 0)._replace(reference=np.full(8, mc_return, np.float32))
     keys = list(jax.random.split(jax.random.PRNGKey(2), 3))
     loss, (metrics, _) = _critic_loss(state.critic.params, state, batch, jnp.zeros(8), keys)
     return float(loss), {k: float(v) for k, v in metrics.items()}
@@ -147,6 +147,6 @@ def test_calibrated_q_stays_above_the_behaviour_value_while_conservative_cql_fal
     """Paper section 5: with a strong CQL weight, CQL's Q(s, pi(s)) drops under V^mu; Cal-QL's
     bound keeps it at or above V^mu."""
     data = _bandit()
-    behaviour_value = float(data.mc_returns.mean())
+    behaviour_value = float(data.reference.mean())
     assert _q_of_policy_after_training(True, data) >= behaviour_value
     assert _q_of_policy_after_training(False, data) < behaviour_value - 0.1

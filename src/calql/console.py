@@ -8,7 +8,7 @@ from calql.config import TrainConfig
 
 
 def print_summary(result, config: TrainConfig, console: Console) -> None:
-    """The final table of a run (a training.loop.RunResult) and its regret, wall time and folder."""
+    """The final table of a run (a training.run.RunResult) and its regret, wall time and folder."""
     table = Table(title=f"{config.algo} on {config.task} (seed {config.seed})")
     for column in ("", "success rate", "normalized score"):
         table.add_column(column, justify="right")

@@ -28,13 +28,15 @@ def deterministic_action(actor: TrainState, observation: jax.Array) -> jax.Array
 @jax.jit
 def calibration_stats(state: AgentState, batch: Transitions) -> dict[str, jax.Array]:
     """Mean learned Q(s, a) and Q(s, pi(s)) on a data batch against its mean Monte-Carlo return:
-    a calibrated critic stays near or above the return; an over-conservative one falls below."""
+    a calibrated critic stays near or above the return; an over-conservative one falls below.
+    The batch's `reference` must hold the true Monte-Carlo returns (the training run gathers its
+    batch before a learned reference replaces them), whatever reference the bound uses."""
     critic = state.critic.apply_fn
     q_data = critic(state.critic.params, batch.observations, batch.actions).mean(axis=0)
     q_policy = critic(state.critic.params, batch.observations, deterministic_action(state.actor, batch.observations))
     return {
         "calibration/q_data": q_data.mean(),
         "calibration/q_policy": q_policy.min(axis=0).mean(),
-        "calibration/mc_return": batch.mc_returns.mean(),
-        "calibration/q_below_return": jnp.mean(q_data < batch.mc_returns),
+        "calibration/mc_return": batch.reference.mean(),
+        "calibration/q_below_return": jnp.mean(q_data < batch.reference),
     }

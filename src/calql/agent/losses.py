@@ -35,15 +35,16 @@ def td_loss(q_data: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.mean((q_data - target) ** 2, axis=-1)
 
 
-def calibrate(q_policy: jax.Array, mc_returns: jax.Array) -> tuple[jax.Array, jax.Array]:
+def calibrate(q_policy: jax.Array, reference: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The Cal-QL step: Q(s, a~pi) <- max(Q(s, a~pi), G(s)) (paper eq. 5.1).
 
-    q_policy: (E, B, K) Q-values of policy-sampled actions; mc_returns: (B,) reference values.
-    Returns the bounded values and the bound rate (fraction of values that were below G).
+    q_policy: (E, B, K) Q-values of policy-sampled actions; reference: (B,) reference values G
+    (Monte-Carlo returns-to-go, or the learned behaviour value). Returns the bounded values and
+    the bound rate (fraction of values that were below G).
     """
-    reference = mc_returns[None, :, None]
-    bound_rate = jnp.mean(q_policy < reference)
-    return jnp.maximum(q_policy, reference), bound_rate
+    floor = reference[None, :, None]
+    bound_rate = jnp.mean(q_policy < floor)
+    return jnp.maximum(q_policy, floor), bound_rate
 
 
 def cql_logsumexp(

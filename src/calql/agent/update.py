@@ -57,7 +57,7 @@ def _critic_loss(critic_params, state: AgentState, batch: Transitions, target: j
     q_all = _q_at(state.critic.apply_fn, critic_params, batch.observations, all_actions)
     q_data, q_random, q_policy = q_all[..., 0], q_all[..., 1 : 1 + k], q_all[..., 1 + k :]
 
-    bounded, bound_rate = losses.calibrate(q_policy, batch.mc_returns)
+    bounded, bound_rate = losses.calibrate(q_policy, batch.reference)
     if state.calibrate:
         q_policy = bounded
     log_pi_policy = jnp.concatenate([next_log_pis, current_log_pis], axis=-1)
@@ -75,7 +75,7 @@ def _critic_loss(critic_params, state: AgentState, batch: Transitions, target: j
         "critic/q_data": q_data.mean(),
         "critic/q_random": q_random.mean(),
         "critic/q_policy": q_policy.mean(),
-        "critic/mc_return": batch.mc_returns.mean(),
+        "critic/mc_return": batch.reference.mean(),  # the mean reference G (key kept for old run directories)
         "critic/bound_rate": bound_rate,
         "critic/target": target.mean(),
     }

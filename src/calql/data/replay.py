@@ -20,7 +20,7 @@ class OnlineBuffer:
             rewards=np.zeros(capacity, np.float32),
             next_observations=np.zeros((capacity, obs_dim), np.float32),
             dones=np.zeros(capacity, np.float32),
-            mc_returns=np.zeros(capacity, np.float32),
+            reference=np.zeros(capacity, np.float32),
         )
 
     def add(self, episode: Transitions) -> None:
@@ -78,7 +78,7 @@ def offline_transitions(
         rewards=np.asarray(rewards, np.float32),
         next_observations=np.asarray(next_observations, np.float32),
         dones=np.asarray(terminals, np.float32),
-        mc_returns=returns,
+        reference=returns,
     )
 
 
@@ -93,12 +93,12 @@ def sample_stack(
     online: OnlineBuffer | None,
     num_batches: int,
     batch_size: int,
-    offline_fraction: float,
+    mixing_ratio: float,
 ) -> Transitions:
-    """(num_batches, batch_size, ...) batches: round(offline_fraction * batch_size) rows from
+    """(num_batches, batch_size, ...) batches: round(mixing_ratio * batch_size) rows from
     the offline data and the rest from the online buffer (all offline when there is none)."""
     no_online = online is None or online.size == 0
-    num_offline = batch_size if no_online else offline_rows(batch_size, offline_fraction)
+    num_offline = batch_size if no_online else offline_rows(batch_size, mixing_ratio)
     parts = [gather(offline, rng.integers(0, offline.size, (num_batches, num_offline)))]
     if num_offline < batch_size:
         online_indices = rng.integers(0, online.size, (num_batches, batch_size - num_offline))
@@ -108,6 +108,6 @@ def sample_stack(
     return Transitions(*(np.concatenate(fields, axis=1) for fields in zip(*parts)))
 
 
-def offline_rows(batch_size: int, offline_fraction: float) -> int:
+def offline_rows(batch_size: int, mixing_ratio: float) -> int:
     """Offline rows per mixed batch; the configuration guarantees it is a whole number."""
-    return int(round(batch_size * offline_fraction))
+    return int(round(batch_size * mixing_ratio))

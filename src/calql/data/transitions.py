@@ -9,8 +9,7 @@ class Transitions(NamedTuple):
     """A batch (or a whole dataset) of transitions; numpy on the host, jax arrays on device.
 
     Leading dims are free: (N,) for a dataset, (B,) for a batch, (U, B) for a stack of
-    batches scanned over the update-to-data axis. Rewards are already transformed and
-    mc_returns are the Monte-Carlo returns-to-go G of the transformed rewards.
+    batches scanned over the update-to-data axis. Rewards are already transformed.
     """
 
     observations: np.ndarray
@@ -18,7 +17,9 @@ class Transitions(NamedTuple):
     rewards: np.ndarray
     next_observations: np.ndarray
     dones: np.ndarray
-    mc_returns: np.ndarray
+    reference: np.ndarray
+    """The reference value G of the Cal-QL bound: the Monte-Carlo return-to-go of the transformed
+    rewards, or, for offline rows under --reference learned, the fitted behaviour value V(s)."""
 
     @property
     def size(self) -> int:

@@ -1,13 +1,15 @@
-"""Checkpoints of the whole training state with orbax-checkpoint.
+"""Checkpoints of a run with orbax-checkpoint, and the checks that a resume continues the same run.
 
 One checkpoint = the agent pytree (networks, optimiser states, targets, RNG key), the online
 buffer's filled rows, and a JSON record (counters, host RNG states, environment RNG states,
-the metrics-log position, the configuration). orbax writes each one into a temporary folder
-and renames it when complete, so a kill mid-write never leaves a half checkpoint as the
-newest; the last `keep` are kept, and a newest one that cannot be read falls back to the
-one before it with a warning.
+the metrics-log position, the configuration's fingerprint). orbax writes each one into a
+temporary folder and renames it when complete, so a kill mid-write never leaves a half
+checkpoint as the newest; the last `keep` are kept, and a newest one that cannot be read falls
+back to the one before it with a warning. A resume is refused when its options differ from the
+run's (config.json) or from those its checkpoint was written with.
 """
 
+import dataclasses
 import json
 import logging
 import warnings
@@ -15,14 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
 from calql.agent.state import AgentState
+from calql.config import TrainConfig, config_from_dict, differences
+from calql.data.transitions import Transitions
 from calql.envs.common import env_stack
 from calql.errors import CalqlError
+from calql.training.metrics import read_config
+from calql.training.run import Counters, Run, Timer, start_online
 
 CHECKPOINT_FOLDER = "checkpoints"
+WHERE_IT_RUNS = ("run_dir", "run_name", "resume")
+"""Options a resume may change: where the run directory is, not what the run does."""
 
 # orbax logs every save at INFO level; a training run's output should stay readable.
 logging.getLogger("absl").setLevel(logging.WARNING)
@@ -98,3 +107,84 @@ def config_fingerprint(config_dict: dict) -> str:
     """The configuration fields that must match for a resume (everything but where it runs)."""
     relevant = {k: v for k, v in config_dict.items() if k not in ("run_dir", "resume")}
     return json.dumps(relevant, sort_keys=True, default=str)
+
+
+def save_run(run: Run) -> None:
+    """Checkpoint `run` at its gradient step: everything its future depends on."""
+    with Timer(run.timers, "checkpoint"):
+        buffer = run.buffer
+        arrays = {"size": np.asarray(0 if buffer is None else buffer.size)}
+        if buffer is not None and buffer.size:
+            arrays.update({name: field[: buffer.size] for name, field in zip(Transitions._fields, buffer.data)})
+        meta = {
+            "config": config_fingerprint(dataclasses.asdict(run.config)),
+            "counters": dataclasses.asdict(run.counters),
+            "rng": generator_state(run.rng),
+            "act_key": np.asarray(run.act_key).tolist(),
+            "eval_env_rng": env_rng_states(run.eval_env),
+            "env_rng": None if run.env is None else env_rng_states(run.env),
+            "log_lines": run.log.lines,
+            "log_step": run.log.timeline("online" if run.env else "offline",
+                                         run.counters.online_done if run.env else run.counters.offline_done),
+        }
+        save(run.checkpoints, run.counters.gradient_steps, run.state, arrays, meta)
+
+
+def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
+    """Put a freshly opened run back exactly where a checkpoint (restore_latest's triple) left it."""
+    agent, arrays, meta = restored
+    run.state = agent
+    run.counters = Counters(**meta["counters"])
+    run.rng = generator_from_state(meta["rng"])
+    run.act_key = jax.numpy.asarray(np.asarray(meta["act_key"], np.uint32))
+    set_env_rng_states(run.eval_env, meta["eval_env_rng"])
+    if meta["env_rng"] is not None:
+        start_online(run)
+        set_env_rng_states(run.env, meta["env_rng"])
+        if int(arrays["size"]):
+            run.buffer.add(Transitions(*(np.asarray(arrays[name]) for name in Transitions._fields)))
+
+
+def check_resume_options(config: TrainConfig) -> None:
+    """Refuse a resume whose options differ from those the run directory (config.json) started with."""
+    saved = config_from_dict(read_config(Path(config.resume)))
+    changed = differences(saved, config, ignore=WHERE_IT_RUNS)
+    if changed:
+        raise CheckpointError(
+            f"--resume {config.resume}: options differ from the run's ({'; '.join(changed)}); "
+            "resume with the same options or start a new run"
+        )
+
+
+def check_fingerprint(meta: dict, config: TrainConfig, folder: Path) -> None:
+    """Refuse a checkpoint written with other options than the run's (one copied from another run)."""
+    saved = config_from_dict(json.loads(meta["config"]))
+    changed = differences(saved, config, ignore=WHERE_IT_RUNS)
+    if changed:
+        raise CheckpointError(
+            f"--resume {config.resume}: checkpoint {folder} was written by a run with other options "
+            f"({'; '.join(changed)}); put back this run's own checkpoints or start a new run"
+        )
+
+
+def _saved_meta(mgr: ocp.CheckpointManager, step: int) -> dict | None:
+    """The JSON record of checkpoint `step` alone, or None if it cannot be read."""
+    try:
+        return dict(mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+    except Exception:  # unreadable: restore_latest warns and falls back
+        return None
+
+
+def restore_for_resume(mgr: ocp.CheckpointManager, agent_template: AgentState,
+                       config: TrainConfig) -> tuple[AgentState, dict, dict]:
+    """(agent, buffer, meta) of the run's newest readable checkpoint, each one's options checked
+    before its arrays are read (a copied checkpoint may not even fit the agent's shapes)."""
+    folder = Path(config.resume) / CHECKPOINT_FOLDER
+    for step in sorted(mgr.all_steps(), reverse=True):
+        meta = _saved_meta(mgr, step)
+        if meta is not None:
+            check_fingerprint(meta, config, folder / str(step))
+        restored = restore_latest(mgr, agent_template, step)
+        if restored is not None:
+            return restored
+    raise CheckpointError(f"--resume {config.resume}: no readable checkpoint in {folder}; start a new run")

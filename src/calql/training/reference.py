@@ -1,6 +1,7 @@
 """`--reference learned`: fit the behaviour value network on the offline data before pre-training,
-log its TD loss and its error against the Monte-Carlo returns, and hand back V(s) for every
-offline transition (it then replaces the Monte-Carlo return as the Cal-QL reference).
+log its TD loss and its error against the Monte-Carlo returns, and put V(s) in place of the
+Monte-Carlo return as the Cal-QL reference of every offline transition (saved in the run
+directory, so a resumed run reuses it instead of fitting again).
 
 Online episodes keep their Monte-Carlo returns: they are whole episodes of the current policy,
 so the exact return-to-go is available and no approximation is needed there.
@@ -17,7 +18,8 @@ from calql.agent.reference import ReferenceState, create_reference, fit, predict
 from calql.config import TrainConfig
 from calql.data.replay import gather
 from calql.data.transitions import Transitions
-from calql.training.metrics import mean_metrics
+from calql.training.metrics import RunLog, mean_metrics
+from calql.training.run import Timer
 
 REFERENCE_FILE = "reference_values.npy"
 PREDICT_CHUNK = 65_536
@@ -51,7 +53,8 @@ def fit_reference(
 ) -> np.ndarray:
     """Fit V^mu for config.reference_steps gradient steps (rounded up to whole scanned calls);
     `record(step, metrics)` gets the fit's metrics and its error on `probe_rows` every few calls,
-    and the error on the whole dataset at the end. Returns V(s) per offline transition (float32)."""
+    and the error on the whole dataset at the end. Returns V(s) per offline transition (float32).
+    `offline.reference` must still hold the Monte-Carlo returns (the errors are against them)."""
     agent = config.agent
     state = create_reference(key, offline.observations.shape[1], agent.critic_hidden_dims, agent.critic_lr,
                              agent.discount, agent.tau, agent.layer_norm, agent.orthogonal_init)
@@ -64,9 +67,9 @@ def fit_reference(
         state, metrics = fit(state, jax.device_put(gather(offline, rows)))
         if call % LOG_EVERY_CALLS == 0 and call < calls:
             probe_values = np.asarray(predict(state, probe.observations))
-            record(call * size, {**mean_metrics(metrics), **error_vs_mc(probe_values, probe.mc_returns)})
+            record(call * size, {**mean_metrics(metrics), **error_vs_mc(probe_values, probe.reference)})
     values = predict_all(state, offline.observations).astype(np.float32)
-    record(calls * size, {**mean_metrics(metrics), **error_vs_mc(values, offline.mc_returns)})
+    record(calls * size, {**mean_metrics(metrics), **error_vs_mc(values, offline.reference)})
     return values
 
 
@@ -86,3 +89,18 @@ def load_values(run_dir: Path, size: int) -> np.ndarray | None:
     except (OSError, ValueError):
         return None
     return values if values.shape == (size,) and np.isfinite(values).all() else None
+
+
+def with_learned_reference(offline: Transitions, config: TrainConfig, probe_rows: np.ndarray, log: RunLog,
+                           timers: dict) -> Transitions:
+    """The offline data with the fitted behaviour value as its reference; a resumed run reuses the
+    values its first attempt saved instead of fitting again."""
+    values = load_values(log.path, offline.size) if config.resume else None
+    if values is None:
+        # fold_in leaves the agent's and the actor's key streams as they are without a reference.
+        key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+        with Timer(timers, "reference"):
+            values = fit_reference(offline, config, key, probe_rows,
+                                   lambda step, metrics: log.record("offline/reference", step, metrics))
+        save_values(log.path, values)
+    return offline._replace(reference=values)

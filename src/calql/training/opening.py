@@ -1,0 +1,76 @@
+"""Opening one seed's run: its task and data, a new agent, the evaluation environment, the run
+directory and log, the learned reference (--reference learned); with --resume, all of it put back
+exactly where the run's newest checkpoint left it."""
+
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import jax
+import numpy as np
+from rich.console import Console
+
+from calql.agent.state import create_agent
+from calql.config import ConfigError, TrainConfig
+from calql.data.replay import gather
+from calql.envs.binding import bind
+from calql.envs.tasks import Task, get_task
+from calql.training import checkpoint, reference
+from calql.training.metrics import CONFIG_FILE, RunLog, new_run_dir
+from calql.training.run import Run, Timer, load_offline_data
+from calql.training.watch import LagrangeWatch
+
+CALIBRATION_BATCH = 4096
+
+
+def open_run(config: TrainConfig, console: Console, report: Callable[[dict], None]) -> Run:
+    """A run ready for its phases: new, or (config.resume) restored from its newest checkpoint.
+    Call checkpoint.check_resume_options(config) first when resuming."""
+    timers = defaultdict(float)
+    task = bind(get_task(config.task), config.dataset, config.filter_dataset)
+    with Timer(timers, "dataset"):
+        offline = load_offline_data(task, config)
+    agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    state = create_agent(agent_key, offline.observations.shape[1], offline.actions.shape[1], config.agent,
+                         calibrate=config.algo == "calql")
+    calibration_rows = _calibration_rows(config.seed, offline.size)
+    eval_env = _eval_env(task, config.seed)
+    run_dir = _run_dir(config)
+    checkpoints = checkpoint.manager(run_dir, config.keep_checkpoints)
+    restored = checkpoint.restore_for_resume(checkpoints, state, config) if config.resume else None
+    meta = restored[2] if restored else {}
+    log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"))
+    calibration_batch = gather(offline, calibration_rows)  # keeps the true MC returns for the diagnostic
+    if config.reference == "learned" and config.algo == "calql":
+        offline = reference.with_learned_reference(offline, config, calibration_rows, log, timers)
+    run = Run(config, task, state, offline, log, np.random.default_rng(config.seed), act_key,
+              calibration_batch, eval_env, console, report, checkpoints, timers=timers)
+    if restored:
+        checkpoint.restore_run(run, restored)
+    if config.agent.cql_lagrange:
+        run.lagrange_watch = LagrangeWatch(config.agent.cql_target_action_gap, warned=bool(run.counters.warnings))
+    return run
+
+
+def _calibration_rows(seed: int, size: int) -> np.ndarray:
+    """The rows of the calibration diagnostic's fixed batch, from their own seed so resuming needs no copy."""
+    return np.random.default_rng([seed, 1]).integers(0, size, min(CALIBRATION_BATCH, size))
+
+
+def _eval_env(task: Task, seed: int) -> gym.Env:
+    """The evaluation environment: its own seed (seed + 1), apart from the training one."""
+    env = task.make_env(seed + 1)
+    env.reset(seed=seed + 1)
+    return env
+
+
+def _run_dir(config: TrainConfig) -> Path:
+    """The folder being resumed, or a new RUN_DIR/RUN_NAME that holds no run yet."""
+    if config.resume:
+        return Path(config.resume)
+    run_dir = new_run_dir(config)
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"--run-name: {run_dir} already holds a run; resume it with --resume {run_dir} "
+                          "or choose another --run-name")
+    return run_dir

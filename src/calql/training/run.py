@@ -1,0 +1,126 @@
+"""The state of one seed's run: where it is (Counters), what it holds (Run: agent, data, RNGs,
+environments, online buffer, log, checkpoints), its online half, and the summary it ends with."""
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import gymnasium as gym
+import jax
+import numpy as np
+from rich.console import Console
+
+from calql.agent.state import AgentState
+from calql.config import TrainConfig
+from calql.data.replay import OnlineBuffer, offline_transitions
+from calql.data.returns import transform_rewards
+from calql.data.transitions import Transitions
+from calql.envs.tasks import Task
+from calql.training.metrics import RunLog
+from calql.training.watch import LagrangeWatch
+
+
+@dataclasses.dataclass
+class Counters:
+    """Where the run is; saved in every checkpoint (JSON)."""
+
+    offline_done: int = 0
+    online_done: int = 0
+    next_eval: int = 0
+    gradient_steps: int = 0
+    online_successes: list[bool] = dataclasses.field(default_factory=list)
+    offline_result: dict | None = None
+    final_result: dict | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Run:
+    """Mutable bookkeeping of one seed's run (the learner itself is the immutable AgentState)."""
+
+    config: TrainConfig
+    task: Task
+    state: AgentState
+    offline: Transitions
+    """The offline data; its `reference` is the learned value under --reference learned."""
+    log: RunLog
+    rng: np.random.Generator
+    act_key: jax.Array
+    calibration_batch: Transitions
+    """Fixed offline rows for the calibration diagnostic, with their true Monte-Carlo returns."""
+    eval_env: gym.Env
+    console: Console
+    report: Callable[[dict], None]
+    checkpoints: object
+    counters: Counters = dataclasses.field(default_factory=Counters)
+    env: gym.Env | None = None
+    buffer: OnlineBuffer | None = None
+    timers: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
+    lagrange_watch: LagrangeWatch | None = None
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: str
+    offline: dict
+    final: dict
+    regret: float
+    wall_time: float
+    timers: dict[str, float]
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+class Timer:
+    """Adds the seconds spent inside `with` to timers[name]."""
+
+    def __init__(self, timers: dict, name: str):
+        self.timers, self.name = timers, name
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.timers[self.name] += time.perf_counter() - self.start
+
+
+def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
+    """The task's dataset with the reward transform applied first, then MC returns."""
+    raw = task.load_dataset(config.dataset_size, config.dataset_seed)
+    rewards = transform_rewards(raw["rewards"], task.reward_scale, task.reward_bias)
+    return offline_transitions(
+        raw["observations"], raw["actions"], rewards, raw["next_observations"],
+        raw["terminals"], raw["timeouts"], task.return_rule(config.agent.discount),
+    )
+
+
+def start_online(run: Run) -> None:
+    """The training environment and an empty online buffer; CORL mode drops the calibration."""
+    cfg = run.config
+    if not cfg.calibrate_online:
+        run.state = run.state.replace(calibrate=False)
+    run.env = run.task.make_env(cfg.seed)
+    run.env.reset(seed=cfg.seed)
+    capacity = cfg.online_steps + run.env.spec.max_episode_steps
+    run.buffer = OnlineBuffer(capacity, run.offline.observations.shape[1], run.offline.actions.shape[1])
+
+
+def matmul_precision(config: TrainConfig) -> contextlib.AbstractContextManager:
+    """The run's --matmul-precision for every compiled call inside `with`."""
+    precision = config.matmul_precision
+    return jax.default_matmul_precision(None if precision == "default" else precision)
+
+
+def finish(run: Run, start: float) -> RunResult:
+    """Write the run's summary.json (its final results, regret, time and warnings) and close it."""
+    counters = run.counters
+    final = counters.final_result or counters.offline_result
+    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
+    result = RunResult(str(run.log.path), counters.offline_result, final, regret, time.perf_counter() - start,
+                       dict(run.timers), list(counters.warnings))
+    run.log.write_summary(dataclasses.asdict(result))
+    run.log.close()
+    run.checkpoints.close()
+    return result
