@@ -74,8 +74,11 @@ def _machine_busy_s() -> float:
 
 
 def _own_cpu_s() -> float:
-    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-               for f in ("ru_utime", "ru_stime"))
+    return sum(
+        getattr(resource.getrusage(who), f)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for f in ("ru_utime", "ru_stime")
+    )
 
 
 def timed(function, *args) -> dict:
@@ -88,22 +91,38 @@ def timed(function, *args) -> dict:
 
 
 def measure_d3rlpy(python: pathlib.Path, name: str, args: argparse.Namespace) -> dict:
-    command = [str(python), str(D3RLPY_SCRIPT), "--setting", name, "--path", args.d3rlpy_path,
-               "--windows", str(args.windows), "--window-seconds", str(args.window_seconds),
-               "--threads", str(args.d3rlpy_threads)]
+    command = [
+        str(python),
+        str(D3RLPY_SCRIPT),
+        "--setting",
+        name,
+        "--path",
+        args.d3rlpy_path,
+        "--windows",
+        str(args.windows),
+        "--window-seconds",
+        str(args.window_seconds),
+        "--threads",
+        str(args.d3rlpy_threads),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        sys.exit(f"error: d3rlpy measurement failed ({' '.join(command)}), exit {done.returncode}:\n"
-                 + done.stderr[-3000:])
+        sys.exit(
+            f"error: d3rlpy measurement failed ({' '.join(command)}), exit {done.returncode}:\n" + done.stderr[-3000:]
+        )
     return json.loads(lines[-1])
 
 
 def measure_calql(name: str, windows: int) -> dict:
     setting, per_call, calls = CASES[name]
     result = measure(setting, windows, per_call, calls)
-    return {"updates_per_s": result["rate"], "windows": result["rates"], "compile_s": result["compile_s"],
-            "flops": result["flops"]}
+    return {
+        "updates_per_s": result["rate"],
+        "windows": result["rates"],
+        "compile_s": result["compile_s"],
+        "flops": result["flops"],
+    }
 
 
 def summary(calql: list[dict], d3: list[dict]) -> dict:
@@ -112,9 +131,14 @@ def summary(calql: list[dict], d3: list[dict]) -> dict:
     calql_windows = [w for m in calql for w in m["windows"]]
     d3_windows = [w for m in d3 for w in m["windows"]]
     median_c, median_d = statistics.median(calql_windows), statistics.median(d3_windows)
-    return {"calql": median_c, "d3rlpy": median_d, "ratio": median_c / median_d,
-            "calql_windows": calql_windows, "d3rlpy_windows": d3_windows,
-            "round_ratios": [c["updates_per_s"] / d["updates_per_s"] for c, d in zip(calql, d3)]}
+    return {
+        "calql": median_c,
+        "d3rlpy": median_d,
+        "ratio": median_c / median_d,
+        "calql_windows": calql_windows,
+        "d3rlpy_windows": d3_windows,
+        "round_ratios": [c["updates_per_s"] / d["updates_per_s"] for c, d in zip(calql, d3)],
+    }
 
 
 def fmt(values: list[float]) -> str:
@@ -127,25 +151,38 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved calql/d3rlpy pairs per setting")
     parser.add_argument("--windows", type=int, default=3, help="timed windows per measurement")
     parser.add_argument("--window-seconds", type=float, default=5.0, help="length of a d3rlpy window")
-    parser.add_argument("--d3rlpy-venv", type=pathlib.Path,
-                        default=pathlib.Path(os.environ.get("CALQL_D3RLPY_VENV", DEFAULT_VENV)))
+    parser.add_argument(
+        "--d3rlpy-venv", type=pathlib.Path, default=pathlib.Path(os.environ.get("CALQL_D3RLPY_VENV", DEFAULT_VENV))
+    )
     parser.add_argument("--d3rlpy-threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
-    parser.add_argument("--d3rlpy-path", choices=["impl", "algo"], default="impl",
-                        help="impl: d3rlpy's gradient step on pre-converted batches; algo: algo.update(), "
-                             "which adds numpy->torch conversion and returns-to-go per step")
-    parser.add_argument("--max-other-cores", type=float, default=0.2,
-                        help="a round is clean when other processes used fewer cores than this during it")
+    parser.add_argument(
+        "--d3rlpy-path",
+        choices=["impl", "algo"],
+        default="impl",
+        help="impl: d3rlpy's gradient step on pre-converted batches; algo: algo.update(), "
+        "which adds numpy->torch conversion and returns-to-go per step",
+    )
+    parser.add_argument(
+        "--max-other-cores",
+        type=float,
+        default=0.2,
+        help="a round is clean when other processes used fewer cores than this during it",
+    )
     parser.add_argument("--json", type=pathlib.Path, help="also write every measurement to this file")
     args = parser.parse_args()
 
     python = d3rlpy_python(args.d3rlpy_venv)
     start = time.perf_counter()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}; jax {jax.__version__} {jax.devices()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}; jax {jax.__version__} {jax.devices()}"
+    )
     if os.getloadavg()[0] > 1.0:
-        print("warning: other processes are using the CPU; both rates drop, torch's with several threads "
-              "much more than jax's (its OpenMP threads wait on each other): the ratio is then inflated. "
-              "Rerun on an idle machine, or compare with --d3rlpy-threads 1.")
+        print(
+            "warning: other processes are using the CPU; both rates drop, torch's with several threads "
+            "much more than jax's (its OpenMP threads wait on each other): the ratio is then inflated. "
+            "Rerun on an idle machine, or compare with --d3rlpy-threads 1."
+        )
     results = {}
     for name in args.settings:
         calql, d3 = [], []
@@ -156,10 +193,12 @@ def main() -> None:
                     calql.append(timed(measure_calql, name, args.windows))
                 else:
                     d3.append(timed(measure_d3rlpy, python, name, args))
-            print(f"  {name} round {r + 1}/{args.rounds} ({' then '.join(order)}): "
-                  f"calql {fmt(calql[-1]['windows'])} | d3rlpy {fmt(d3[-1]['windows'])} updates/s; "
-                  f"other processes used {calql[-1]['other_cores']:.2f} | {d3[-1]['other_cores']:.2f} cores",
-                  flush=True)
+            print(
+                f"  {name} round {r + 1}/{args.rounds} ({' then '.join(order)}): "
+                f"calql {fmt(calql[-1]['windows'])} | d3rlpy {fmt(d3[-1]['windows'])} updates/s; "
+                f"other processes used {calql[-1]['other_cores']:.2f} | {d3[-1]['other_cores']:.2f} cores",
+                flush=True,
+            )
         clean = [max(c["other_cores"], d["other_cores"]) < args.max_other_cores for c, d in zip(calql, d3)]
         results[name] = {
             **summary(calql, d3),
@@ -167,25 +206,33 @@ def main() -> None:
             "clean": summary([c for c, k in zip(calql, clean) if k], [d for d, k in zip(d3, clean) if k]),
             "other_cores": [[c["other_cores"], d["other_cores"]] for c, d in zip(calql, d3)],
             "calql_gflop_per_update": calql[0]["flops"] / 1e9,
-            "torch": d3[0]["torch"], "d3rlpy_version": d3[0]["d3rlpy"], "d3rlpy_threads": d3[0]["threads"],
+            "torch": d3[0]["torch"],
+            "d3rlpy_version": d3[0]["d3rlpy"],
+            "d3rlpy_threads": d3[0]["threads"],
             "d3rlpy_path": d3[0]["path"],
         }
     first = next(iter(results.values()))
-    print(f"\ncalql (jax {jax.__version__}) vs d3rlpy {first['d3rlpy_version']} CalQL (torch {first['torch']}, "
-          f"{first['d3rlpy_threads']} threads, path '{first['d3rlpy_path']}'); {args.rounds} interleaved rounds x "
-          f"{args.windows} windows; load average now {os.getloadavg()[0]:.2f}; total {time.perf_counter() - start:.0f} s")
+    print(
+        f"\ncalql (jax {jax.__version__}) vs d3rlpy {first['d3rlpy_version']} CalQL (torch {first['torch']}, "
+        f"{first['d3rlpy_threads']} threads, path '{first['d3rlpy_path']}'); {args.rounds} interleaved rounds x "
+        f"{args.windows} windows; load average now {os.getloadavg()[0]:.2f}; total {time.perf_counter() - start:.0f} s"
+    )
     print(f"{'setting':<18} {'calql upd/s':>12} {'d3rlpy upd/s':>13} {'calql/d3rlpy':>13}   per-round ratios")
     for name, res in results.items():
         rows = [(f"{name} (all {args.rounds})", res)]
         if 0 < res["clean_rounds"] < args.rounds:
             rows.append((f"{name} (clean {res['clean_rounds']})", res["clean"]))
         for label, row in rows:
-            print(f"{label:<18} {row['calql']:>12.2f} {row['d3rlpy']:>13.2f} {row['ratio']:>12.2f}x   "
-                  f"{fmt(row['round_ratios'])}")
+            print(
+                f"{label:<18} {row['calql']:>12.2f} {row['d3rlpy']:>13.2f} {row['ratio']:>12.2f}x   "
+                f"{fmt(row['round_ratios'])}"
+            )
     noisy = [name for name, res in results.items() if res["clean_rounds"] < args.rounds]
     if noisy:
-        print(f"note: other processes used >= {args.max_other_cores} cores during some rounds of "
-              f"{', '.join(noisy)}; trust the clean rounds, or rerun on an idle machine.")
+        print(
+            f"note: other processes used >= {args.max_other_cores} cores during some rounds of "
+            f"{', '.join(noisy)}; trust the clean rounds, or rerun on an idle machine."
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

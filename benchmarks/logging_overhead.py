@@ -18,8 +18,21 @@ from calql.training.loop import train
 
 
 def updates_per_second(extra: list[str], steps: int, run_dir: str) -> float:
-    args = ["--task", "pointmaze-umaze", "--offline-steps", str(steps), "--online-steps", "0",
-            "--dataset-size", "50000", "--eval-episodes", "1", "--run-dir", run_dir, *extra]
+    args = [
+        "--task",
+        "pointmaze-umaze",
+        "--offline-steps",
+        str(steps),
+        "--online-steps",
+        "0",
+        "--dataset-size",
+        "50000",
+        "--eval-episodes",
+        "1",
+        "--run-dir",
+        run_dir,
+        *extra,
+    ]
     config = parse_train_args(args)
     start = time.perf_counter()
     result = train(config)
@@ -42,10 +55,14 @@ def main() -> None:
             rates["on"].append(updates_per_second(on, args.steps, folder))
             rates["off"].append(updates_per_second(off, args.steps, folder))
     on_rate, off_rate = np.median(rates["on"]), np.median(rates["off"])
-    print(f"logging + checkpoint every {args.checkpoint_every} steps: {on_rate:.1f} updates/s "
-          f"(runs: {', '.join(f'{r:.1f}' for r in rates['on'])})")
-    print(f"JSON lines only, checkpoint at the end: {off_rate:.1f} updates/s "
-          f"(runs: {', '.join(f'{r:.1f}' for r in rates['off'])})")
+    print(
+        f"logging + checkpoint every {args.checkpoint_every} steps: {on_rate:.1f} updates/s "
+        f"(runs: {', '.join(f'{r:.1f}' for r in rates['on'])})"
+    )
+    print(
+        f"JSON lines only, checkpoint at the end: {off_rate:.1f} updates/s "
+        f"(runs: {', '.join(f'{r:.1f}' for r in rates['off'])})"
+    )
     print(f"ratio on/off: {on_rate / off_rate:.3f}")
 
 

@@ -23,8 +23,17 @@ CALQL = [sys.executable, "-m", "calql.cli"]
 
 
 def _options(args) -> list[str]:
-    return ["--offline-steps", str(args.offline_steps), "--online-steps", str(args.online_steps),
-            "--eval-every", "1000", "--eval-episodes", "5", "--no-tensorboard"]
+    return [
+        "--offline-steps",
+        str(args.offline_steps),
+        "--online-steps",
+        str(args.online_steps),
+        "--eval-every",
+        "1000",
+        "--eval-episodes",
+        "5",
+        "--no-tensorboard",
+    ]
 
 
 def _timed(command: list[str], cwd: Path) -> float:
@@ -44,18 +53,39 @@ def main() -> None:
     cpus = os.cpu_count()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        subprocess.run([*CALQL, "datasets", "generate", "pointmaze-umaze", "--size", "200000"], check=True,
-                       stdout=subprocess.DEVNULL)
-        direct = sum(_timed([*CALQL, "train", *_options(args), "--algo", method, "--seed", seed,
-                             "--run-dir", str(root / "direct")], root) for seed in seeds for method in methods)
-        sweep = [*CALQL, "sweep", "--tasks", "pointmaze-umaze", "--methods", *methods, "--seeds", *seeds, *_options(args)]
+        subprocess.run(
+            [*CALQL, "datasets", "generate", "pointmaze-umaze", "--size", "200000"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        direct = sum(
+            _timed(
+                [*CALQL, "train", *_options(args), "--algo", method, "--seed", seed, "--run-dir", str(root / "direct")],
+                root,
+            )
+            for seed in seeds
+            for method in methods
+        )
+        sweep = [
+            *CALQL,
+            "sweep",
+            "--tasks",
+            "pointmaze-umaze",
+            "--methods",
+            *methods,
+            "--seeds",
+            *seeds,
+            *_options(args),
+        ]
         serial = _timed([*sweep, "--out", str(root / "serial"), "--cpus-per-trial", str(cpus)], root)
         parallel = _timed([*sweep, "--out", str(root / "parallel"), "--cpus-per-trial", "1"], root)
     trials = len(seeds) * len(methods)
     print(f"{trials} trials ({args.offline_steps} offline + {args.online_steps} online steps each), {cpus} CPUs")
     print(f"direct (calql train, one after another): {direct:.1f} s")
-    print(f"calql sweep, one trial at a time:        {serial:.1f} s  (ratio {serial / direct:.3f}; "
-          f"{(serial - direct) / trials:+.1f} s per trial)")
+    print(
+        f"calql sweep, one trial at a time:        {serial:.1f} s  (ratio {serial / direct:.3f}; "
+        f"{(serial - direct) / trials:+.1f} s per trial)"
+    )
     print(f"calql sweep, 1 CPU per trial:            {parallel:.1f} s  (ratio {parallel / direct:.3f})")
 
 

@@ -74,11 +74,19 @@ def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
 
 
 def _agents(setting: Setting, seeds: int) -> list:
-    return [create_agent(jax.random.PRNGKey(i), setting.obs_dim, setting.action_dim, setting.agent) for i in range(seeds)]
+    return [
+        create_agent(jax.random.PRNGKey(i), setting.obs_dim, setting.action_dim, setting.agent) for i in range(seeds)
+    ]
 
 
-def measure(setting: Setting, windows: int, updates_per_call: int, calls_per_window: int, seeds: int = 1,
-            precision: str = "default") -> dict:
+def measure(
+    setting: Setting,
+    windows: int,
+    updates_per_call: int,
+    calls_per_window: int,
+    seeds: int = 1,
+    precision: str = "default",
+) -> dict:
     """Median updates/s (summed over seeds) of the scanned update; seeds > 1 uses the vmapped one.
 
     precision: jax's default matmul precision while compiling ('default', 'float32',
@@ -105,8 +113,14 @@ def measure(setting: Setting, windows: int, updates_per_call: int, calls_per_win
             jax.block_until_ready(metrics)
             rates.append(seeds * updates_per_call * calls_per_window / (time.perf_counter() - start))
     flops = flops_per_update(agents[0], jax.tree.map(lambda x: x[0], jax.device_put(one)))
-    return {"rate": float(np.median(rates)), "rates": rates, "compile_s": compile_s, "flops": flops,
-            "td_loss": float(np.mean(metrics["critic/td_loss"])), "critic_loss": float(np.mean(metrics["critic/loss"]))}
+    return {
+        "rate": float(np.median(rates)),
+        "rates": rates,
+        "compile_s": compile_s,
+        "flops": flops,
+        "td_loss": float(np.mean(metrics["critic/td_loss"])),
+        "critic_loss": float(np.mean(metrics["critic/loss"])),
+    }
 
 
 def main() -> None:
@@ -115,8 +129,9 @@ def main() -> None:
     parser.add_argument("--updates-per-call", type=int, default=20)
     parser.add_argument("--calls-per-window", type=int, default=0, help="0: 1 for 256-wide networks, else 10")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="agents per call (>1: vmapped)")
-    parser.add_argument("--precisions", nargs="+", default=["default"],
-                        choices=["default", "float32", "tensorfloat32", "bfloat16"])
+    parser.add_argument(
+        "--precisions", nargs="+", default=["default"], choices=["default", "float32", "tensorfloat32", "bfloat16"]
+    )
     parser.add_argument("--settings", nargs="+", default=[s.key for s in SETTINGS], choices=[s.key for s in SETTINGS])
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, devices {jax.devices()}, jax {jax.__version__}")
@@ -133,7 +148,8 @@ def main() -> None:
                     f"(median of {args.windows} windows: {', '.join(f'{r:.2f}' for r in result['rates'])}); "
                     f"compile {result['compile_s']:.1f} s; {result['flops'] / 1e9:.2f} GFLOP/update -> "
                     f"{achieved / 1e9:.1f} GFLOP/s = {100 * achieved / peak:.0f}% of the matmul rate; "
-                    f"final td_loss {result['td_loss']:.5g}, critic loss {result['critic_loss']:.5g}", flush=True
+                    f"final td_loss {result['td_loss']:.5g}, critic loss {result['critic_loss']:.5g}",
+                    flush=True,
                 )
 
 

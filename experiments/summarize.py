@@ -16,9 +16,9 @@ import argparse
 
 import numpy as np
 
+from calql.methods import label
 from calql.reporting import stats
 from calql.reporting.protocol import final_score, finetuning_dip, start_score
-from calql.methods import label
 from calql.reporting.runs import RunData, find_runs, group_runs
 
 
@@ -61,23 +61,32 @@ def _interval(runs: list[RunData], value, digits: int) -> str:
 
 
 def results_table(groups) -> list[str]:
-    lines = ["| task | method | seeds | score after pre-training | final score | dip | cumulative regret | regret / CQL's |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | method | seeds | score after pre-training | final score | dip | cumulative regret | regret / CQL's |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for (task, method), runs in groups.items():
         done = _finished(runs)
         regrets = [run.summary["regret"] for run in done]
         cql = [run.summary["regret"] for run in _finished(groups.get((task, "cql"), []))]
         ratio = stats.ratio_interval(regrets, cql) if method != "cql" and cql else (np.nan,) * 3
-        cells = [_interval(done, start_score, 1), _interval(done, final_score, 1), _interval(done, finetuning_dip, 1),
-                 _fmt(stats.mean_interval(regrets), 3), _fmt(ratio, 2)]
+        cells = [
+            _interval(done, start_score, 1),
+            _interval(done, final_score, 1),
+            _interval(done, finetuning_dip, 1),
+            _fmt(stats.mean_interval(regrets), 3),
+            _fmt(ratio, 2),
+        ]
         lines.append(f"| {task} | {label(method)} | {len(done)} | " + " | ".join(cells) + " |")
     return lines
 
 
 def pretraining_table(groups) -> list[str]:
-    lines = ["| task | method | seeds | spread of last 3 offline scores | policy entropy | Q on data - MC | "
-             "Q on policy actions - MC | data Q below MC | learned reference: MAE vs MC |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | method | seeds | spread of last 3 offline scores | policy entropy | Q on data - MC | "
+        "Q on policy actions - MC | data Q below MC | learned reference: MAE vs MC |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (task, method), runs in groups.items():
         done = _finished(runs)
         mae = [_last(r, "offline/reference", "reference/mae_vs_mc") for r in done]
@@ -95,8 +104,11 @@ def pretraining_table(groups) -> list[str]:
 
 def claims_table(groups) -> list[str]:
     """Each Cal-QL variant against CQL on the same task: the three claims of the paper."""
-    lines = ["| task | method vs CQL | dip: CQL - method (> 0: smaller dip) | regret ratio (< 1: lower regret) | "
-             "Q(s, pi) - MC after pre-training: method - CQL (> 0: less pessimistic) |", "|---|---|---|---|---|"]
+    lines = [
+        "| task | method vs CQL | dip: CQL - method (> 0: smaller dip) | regret ratio (< 1: lower regret) | "
+        "Q(s, pi) - MC after pre-training: method - CQL (> 0: less pessimistic) |",
+        "|---|---|---|---|---|",
+    ]
     for (task, method), runs in groups.items():
         cql = _finished(groups.get((task, "cql"), []))
         done = _finished(runs)
@@ -113,8 +125,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+")
     groups = group_runs(find_runs(parser.parse_args().folders))
-    for title, table in (("Results", results_table), ("Pre-training and calibration", pretraining_table),
-                         ("Claims against CQL", claims_table)):
+    for title, table in (
+        ("Results", results_table),
+        ("Pre-training and calibration", pretraining_table),
+        ("Claims against CQL", claims_table),
+    ):
         print(f"### {title}\n")
         print("\n".join(table(groups)) + "\n")
 

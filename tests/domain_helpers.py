@@ -18,10 +18,34 @@ def short_train(task, tmp_path, offline_steps=20, dataset_size=1):
     from calql.cli import main
 
     args = [
-        "train", "--task", task.name, "--dataset", task.default_dataset, "--offline-steps", str(offline_steps),
-        "--online-steps", "0", "--eval-episodes", "1", "--batch-size", "16", "--updates-per-call", "10",
-        "--dataset-size", str(dataset_size), "--run-dir", str(tmp_path), "--no-tensorboard", "--checkpoint-every", "0",
-        "--agent.critic-hidden-dims", "16", "16", "--agent.policy-hidden-dims", "16", "16",
+        "train",
+        "--task",
+        task.name,
+        "--dataset",
+        task.default_dataset,
+        "--offline-steps",
+        str(offline_steps),
+        "--online-steps",
+        "0",
+        "--eval-episodes",
+        "1",
+        "--batch-size",
+        "16",
+        "--updates-per-call",
+        "10",
+        "--dataset-size",
+        str(dataset_size),
+        "--run-dir",
+        str(tmp_path),
+        "--no-tensorboard",
+        "--checkpoint-every",
+        "0",
+        "--agent.critic-hidden-dims",
+        "16",
+        "16",
+        "--agent.policy-hidden-dims",
+        "16",
+        "16",
     ]
     assert main(args) == 0
     (run_dir,) = [p for p in Path(tmp_path).iterdir() if p.is_dir()]
@@ -34,8 +58,15 @@ def short_train(task, tmp_path, offline_steps=20, dataset_size=1):
 def offline_returns(task, data, discount=0.99):
     """The offline transitions the loop builds from `data` (transform first, then MC returns)."""
     rewards = transform_rewards(data["rewards"], task.reward_scale, task.reward_bias)
-    return offline_transitions(data["observations"], data["actions"], rewards, data["next_observations"],
-                               data["terminals"], data["timeouts"], task.return_rule(discount))
+    return offline_transitions(
+        data["observations"],
+        data["actions"],
+        rewards,
+        data["next_observations"],
+        data["terminals"],
+        data["timeouts"],
+        task.return_rule(discount),
+    )
 
 
 def assert_all_failure_rule(task, data, discount=0.99):

@@ -59,16 +59,23 @@ def _keep_infos(keys: tuple[str, ...]):
     return KeepInfos
 
 
-def record_minari(dataset_id: str, env: gym.Env, policy: Policy, episode_steps: Sequence[int], seed: int = 0,
-                  info_keys: tuple[str, ...] = ()):
+def record_minari(
+    dataset_id: str,
+    env: gym.Env,
+    policy: Policy,
+    episode_steps: Sequence[int],
+    seed: int = 0,
+    info_keys: tuple[str, ...] = (),
+):
     """Episodes of at most `episode_steps[i]` steps (fewer if the env ends them) through
     minari.DataCollector, stored as the local Minari dataset `dataset_id` (HDF5), with the
     per-step infos `info_keys`."""
     import minari
 
     limited = _StepLimit(env)
-    collector = minari.DataCollector(limited, step_data_callback=_keep_infos(info_keys),
-                                     record_infos=bool(info_keys), data_format="hdf5")
+    collector = minari.DataCollector(
+        limited, step_data_callback=_keep_infos(info_keys), record_infos=bool(info_keys), data_format="hdf5"
+    )
     rng = np.random.default_rng(seed)
     for index, steps in enumerate(episode_steps):
         limited.limit = steps
@@ -84,16 +91,23 @@ def record_minari(dataset_id: str, env: gym.Env, policy: Policy, episode_steps: 
     return dataset
 
 
-def record_d4rl(path: str | Path, env: gym.Env, policy: Policy, episode_steps: Sequence[int], seed: int = 0,
-                infos: dict[str, Callable[[dict], object]] | None = None,
-                next_observations: bool = False) -> dict[str, np.ndarray]:
+def record_d4rl(
+    path: str | Path,
+    env: gym.Env,
+    policy: Policy,
+    episode_steps: Sequence[int],
+    seed: int = 0,
+    infos: dict[str, Callable[[dict], object]] | None = None,
+    next_observations: bool = False,
+) -> dict[str, np.ndarray]:
     """Episodes written to `path` in D4RL's HDF5 layout: observations, actions, rewards,
     terminals, timeouts (the last step of an episode not ended by termination), infos/<key>
     from `infos[key](info)`, and optionally next_observations. Returns the arrays written."""
     import h5py
 
-    rows: dict[str, list] = {key: [] for key in ("observations", "actions", "rewards", "terminals", "timeouts",
-                                                 "next_observations")}
+    rows: dict[str, list] = {
+        key: [] for key in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+    }
     info_rows: dict[str, list] = {key: [] for key in (infos or {})}
     rng = np.random.default_rng(seed)
     for index, steps in enumerate(episode_steps):
@@ -102,9 +116,14 @@ def record_d4rl(path: str | Path, env: gym.Env, policy: Policy, episode_steps: S
             action = policy(obs, rng)
             next_obs, reward, terminated, truncated, info = env.step(action)
             ends = terminated or truncated or step == steps - 1
-            for key, value in (("observations", obs), ("actions", action), ("rewards", reward),
-                               ("terminals", terminated), ("timeouts", ends and not terminated),
-                               ("next_observations", next_obs)):
+            for key, value in (
+                ("observations", obs),
+                ("actions", action),
+                ("rewards", reward),
+                ("terminals", terminated),
+                ("timeouts", ends and not terminated),
+                ("next_observations", next_obs),
+            ):
                 rows[key].append(value)
             for key, fn in (infos or {}).items():
                 info_rows[key].append(fn(info))

@@ -65,17 +65,27 @@ def test_a_loaded_policy_acts_within_its_action_space(readme_run):
     assert policy.config.task == "pointmaze-umaze" and policy.make_env(0).action_space == space
 
 
-@pytest.mark.parametrize("task, overrides, message", [
-    ("pointmaze-umaze", {"offline_stepz": 5}, "--offline-stepz = 5: no such option; did you mean --offline-steps?"),
-    ("pointmaze-umaze", {"offline_steps": "many"}, "--offline-steps = 'many': expected an integer"),
-    ("pointmaze-umaze", {"mixing_ratio": True}, "--mixing-ratio = True: expected a number"),
-    ("pointmaze-umaze", {"algo": "iql"}, "--algo = 'iql': expected one of calql, cql"),
-    ("pointmaze-umaze", {"agent": {"critic_hidden_dims": [1.5]}},
-     "--agent.critic-hidden-dims = [1.5]: expected a list of integers"),
-    ("pointmaze-umaze", {"agent": {"cql_lagrang": False}}, "--agent.cql-lagrang = False: no such option; did you mean"),
-    ("pointmaze-umaze", {"offline_steps": -1}, "--offline-steps must be >= 0, got -1"),
-    ("pointmaze-umaze", {"preset": "nope"}, "--preset: unknown preset 'nope'; accepted: antmaze"),
-])
+@pytest.mark.parametrize(
+    "task, overrides, message",
+    [
+        ("pointmaze-umaze", {"offline_stepz": 5}, "--offline-stepz = 5: no such option; did you mean --offline-steps?"),
+        ("pointmaze-umaze", {"offline_steps": "many"}, "--offline-steps = 'many': expected an integer"),
+        ("pointmaze-umaze", {"mixing_ratio": True}, "--mixing-ratio = True: expected a number"),
+        ("pointmaze-umaze", {"algo": "iql"}, "--algo = 'iql': expected one of calql, cql"),
+        (
+            "pointmaze-umaze",
+            {"agent": {"critic_hidden_dims": [1.5]}},
+            "--agent.critic-hidden-dims = [1.5]: expected a list of integers",
+        ),
+        (
+            "pointmaze-umaze",
+            {"agent": {"cql_lagrang": False}},
+            "--agent.cql-lagrang = False: no such option; did you mean",
+        ),
+        ("pointmaze-umaze", {"offline_steps": -1}, "--offline-steps must be >= 0, got -1"),
+        ("pointmaze-umaze", {"preset": "nope"}, "--preset: unknown preset 'nope'; accepted: antmaze"),
+    ],
+)
 def test_config_for_names_the_bad_option_in_one_line(task, overrides, message):
     with pytest.raises(calql.ConfigError) as error:
         calql.config_for(task, **overrides)
@@ -94,30 +104,60 @@ def test_config_for_starts_from_the_tasks_preset():
     assert calql.config_for("pointmaze-umaze", agent=whole).agent == whole
 
 
-@pytest.mark.parametrize("overrides", [
-    {},
-    {"algo": "cql", "seed": 7, "offline_steps": 123, "mixing_ratio": 0.25, "tensorboard": False},
-    {"preset": "antmaze", "calibrate_online": False, "filter_dataset": False, "dataset": "x.hdf5",
-     "seeds": (0, 1), "agent": {"critic_hidden_dims": (8, 8), "cql_lagrange": False, "cql_clip_diff_min": -2.5,
-                                "layer_norm": True, "tau": 1e-3}},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"algo": "cql", "seed": 7, "offline_steps": 123, "mixing_ratio": 0.25, "tensorboard": False},
+        {
+            "preset": "antmaze",
+            "calibrate_online": False,
+            "filter_dataset": False,
+            "dataset": "x.hdf5",
+            "seeds": (0, 1),
+            "agent": {
+                "critic_hidden_dims": (8, 8),
+                "cql_lagrange": False,
+                "cql_clip_diff_min": -2.5,
+                "layer_norm": True,
+                "tau": 1e-3,
+            },
+        },
+    ],
+)
 def test_a_configs_command_line_parses_back_to_it(overrides):
     config = calql.config_for("pointmaze-umaze", **overrides)
     assert parse_train_args(command_line(config)) == config
 
 
 def test_command_line_options_become_overrides():
-    args = ["--offline-steps", "2000", "--agent.no-cql-lagrange", "--agent.critic-hidden-dims", "8", "8",
-            "--no-tensorboard", "--mixing-ratio=0.25", "--preset", "antmaze"]
+    args = [
+        "--offline-steps",
+        "2000",
+        "--agent.no-cql-lagrange",
+        "--agent.critic-hidden-dims",
+        "8",
+        "8",
+        "--no-tensorboard",
+        "--mixing-ratio=0.25",
+        "--preset",
+        "antmaze",
+    ]
     assert train_overrides(args) == {
-        "offline_steps": 2000, "agent": {"cql_lagrange": False, "critic_hidden_dims": (8, 8)},
-        "tensorboard": False, "mixing_ratio": 0.25, "preset": "antmaze"}
+        "offline_steps": 2000,
+        "agent": {"cql_lagrange": False, "critic_hidden_dims": (8, 8)},
+        "tensorboard": False,
+        "mixing_ratio": 0.25,
+        "preset": "antmaze",
+    }
     with pytest.raises(calql.ConfigError, match="--offline-steps = 'x': not accepted by calql train"):
         train_overrides(["--offline-steps", "x"])
 
 
 def test_import_calql_loads_neither_jax_nor_mujoco():
-    code = ("import sys, calql; calql.TrainConfig; calql.PRESETS; "
-            "print(sorted({'jax', 'mujoco', 'tyro'} & set(sys.modules)))")
+    code = (
+        "import sys, calql; calql.TrainConfig; calql.PRESETS; "
+        "print(sorted({'jax', 'mujoco', 'tyro'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from domain_helpers import offline_returns
 
 from calql.data import sources
 from calql.data.awac import read_awac
 from calql.envs import binding, tasks
-from domain_helpers import offline_returns
 
 OBS, ACT = 45, 24  # AdroitHandPen-v1
 
@@ -38,9 +38,13 @@ def bc_trajectory(trajectory_id, rewards, dim=OBS):
     steps = len(rewards)
     rows = _obs(trajectory_id, steps, dim)
     return {
-        "observations": rows[:-1], "next_observations": rows[1:], "actions": np.full((steps, ACT), -0.2),
-        "rewards": np.asarray(rewards, np.float64)[:, None], "terminals": np.zeros((steps, 1), bool),
-        "agent_infos": [{} for _ in range(steps)], "env_infos": [{} for _ in range(steps)],
+        "observations": rows[:-1],
+        "next_observations": rows[1:],
+        "actions": np.full((steps, ACT), -0.2),
+        "rewards": np.asarray(rewards, np.float64)[:, None],
+        "terminals": np.zeros((steps, 1), bool),
+        "agent_infos": [{} for _ in range(steps)],
+        "env_infos": [{} for _ in range(steps)],
     }
 
 
@@ -99,8 +103,7 @@ def test_awac_files_load_truncated_after_the_last_success(awac_files):
     # calql's transform {-1, 0} -> {-5, +5} applies once, and returns stop at each success.
     transitions = offline_returns(tasks.get_task("pen-binary"), data)
     np.testing.assert_array_equal(transitions.rewards[:4], [-5, -5, 5, 5])
-    np.testing.assert_allclose(transitions.reference[:4], [-5 + 0.99 * (-5 + 0.99 * 5), -5 + 0.99 * 5, 5, 5],
-                               rtol=1e-6)
+    np.testing.assert_allclose(transitions.reference[:4], [-5 + 0.99 * (-5 + 0.99 * 5), -5 + 0.99 * 5, 5, 5], rtol=1e-6)
 
 
 def test_without_the_filter_every_trajectory_stays(awac_files):
@@ -141,31 +144,43 @@ def test_wrong_observation_dimension_names_the_file_and_the_env(tmp_path):
     assert "door2_sparse.npy" in text and "check --task" in text
 
 
-@pytest.mark.parametrize("content, match", [
-    (lambda p: np.save(p, np.zeros((3, 45))), "holds a float64 array of shape \\(3, 45\\), not a pickled object"),
-    (lambda p: p.write_bytes(b"not numpy at all"), "not a readable pickled NumPy object array"),
-    (lambda p: save(p, ["a", "b"]), "trajectory 0: is a str, not a dict"),
-    (lambda p: save(p, []), "holds no trajectories"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (lambda p: np.save(p, np.zeros((3, 45))), "holds a float64 array of shape \\(3, 45\\), not a pickled object"),
+        (lambda p: p.write_bytes(b"not numpy at all"), "not a readable pickled NumPy object array"),
+        (lambda p: save(p, ["a", "b"]), "trajectory 0: is a str, not a dict"),
+        (lambda p: save(p, []), "holds no trajectories"),
+    ],
+)
 def test_not_an_object_array_of_dicts(tmp_path, content, match):
     path = tmp_path / "bad.npy"
     content(path)
     assert "bad.npy" in _one_line_error(str(path), match)
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda t: t["observations"][1].pop("state_observation"),
-     "field 'observations' at step 1 has no 'state_observation'"),
-    (lambda t: t["next_observations"][0]["state_observation"].__setitem__(3, np.nan),
-     "field 'next_observations' has 1 NaN"),
-    (lambda t: t["rewards"].__setitem__(1, 50.0), "field 'rewards' holds 50 at step 1"),
-    (lambda t: t.__setitem__("actions", t["actions"][:-1]), "field 'actions' has 1 rows for 2 observations"),
-    (lambda t: t.__setitem__("rewards", np.zeros(5)), "field 'rewards' has shape \\(5, 1\\) for 2 observations"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (
+            lambda t: t["observations"][1].pop("state_observation"),
+            "field 'observations' at step 1 has no 'state_observation'",
+        ),
+        (
+            lambda t: t["next_observations"][0]["state_observation"].__setitem__(3, np.nan),
+            "field 'next_observations' has 1 NaN",
+        ),
+        (lambda t: t["rewards"].__setitem__(1, 50.0), "field 'rewards' holds 50 at step 1"),
+        (lambda t: t.__setitem__("actions", t["actions"][:-1]), "field 'actions' has 1 rows for 2 observations"),
+        (lambda t: t.__setitem__("rewards", np.zeros(5)), "field 'rewards' has shape \\(5, 1\\) for 2 observations"),
+    ],
+)
 def test_bad_trajectories_are_one_line_errors(tmp_path, change, match):
     trajectory = expert_trajectory(0, [-1, 0])
-    trajectory["next_observations"] = [{k: np.array(v, copy=True) if k == "state_observation" else v
-                                        for k, v in step.items()} for step in trajectory["next_observations"]]
+    trajectory["next_observations"] = [
+        {k: np.array(v, copy=True) if k == "state_observation" else v for k, v in step.items()}
+        for step in trajectory["next_observations"]
+    ]
     change(trajectory)
     path = save(tmp_path / "bad_demo.npy", [trajectory])
     assert "bad_demo.npy, trajectory 0" in _one_line_error(path, match)

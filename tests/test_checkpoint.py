@@ -17,10 +17,36 @@ from calql.training import checkpoint
 from calql.training.loop import train
 
 TINY = [
-    "--task", "pointmaze-umaze", "--offline-steps", "300", "--online-steps", "600", "--dataset-size", "4000",
-    "--eval-episodes", "2", "--eval-every", "200", "--offline-eval-every", "100", "--updates-per-call", "25",
-    "--batch-size", "16", "--checkpoint-every", "100", "--keep-checkpoints", "20",
-    "--agent.critic-hidden-dims", "8", "8", "--agent.policy-hidden-dims", "8", "8", "--agent.num-sampled-actions", "2",
+    "--task",
+    "pointmaze-umaze",
+    "--offline-steps",
+    "300",
+    "--online-steps",
+    "600",
+    "--dataset-size",
+    "4000",
+    "--eval-episodes",
+    "2",
+    "--eval-every",
+    "200",
+    "--offline-eval-every",
+    "100",
+    "--updates-per-call",
+    "25",
+    "--batch-size",
+    "16",
+    "--checkpoint-every",
+    "100",
+    "--keep-checkpoints",
+    "20",
+    "--agent.critic-hidden-dims",
+    "8",
+    "8",
+    "--agent.policy-hidden-dims",
+    "8",
+    "8",
+    "--agent.num-sampled-actions",
+    "2",
 ]
 
 
@@ -94,8 +120,11 @@ def test_resume_with_checkpoints_of_another_run_is_refused(uninterrupted, tmp_pa
     """config.json matches the options, but the checkpoints were copied in from a run with others."""
     import shutil
 
-    other = train(parse_train_args([*TINY, "--offline-steps", "50", "--online-steps", "0", "--seed", "1",
-                                    "--run-dir", str(tmp_path / "other")]))
+    other = train(
+        parse_train_args(
+            [*TINY, "--offline-steps", "50", "--online-steps", "0", "--seed", "1", "--run-dir", str(tmp_path / "other")]
+        )
+    )
     copy = tmp_path / "copy"
     shutil.copytree(uninterrupted, copy)
     shutil.rmtree(copy / "checkpoints")
@@ -145,7 +174,9 @@ def test_tensorboard_events_are_readable(uninterrupted):
     rows = [json.loads(line) for line in (uninterrupted / "metrics.jsonl").read_text().splitlines()]
     evals = [row for row in rows if row["phase"] == "online/eval"]
     logged = [event.value for event in events.Scalars("online/eval/cumulative_regret")]
-    np.testing.assert_allclose(logged, [row["cumulative_regret"] for row in evals if "cumulative_regret" in row], rtol=1e-6)
+    np.testing.assert_allclose(
+        logged, [row["cumulative_regret"] for row in evals if "cumulative_regret" in row], rtol=1e-6
+    )
 
 
 def test_eval_reports_intervals_for_a_run_and_a_checkpoint(uninterrupted, capsys):

@@ -6,26 +6,51 @@ from pathlib import Path
 import pytest
 
 from calql.cli import main
-from calql.options import parse_train_args
 from calql.config import PRESETS
+from calql.options import parse_train_args
 
 TINY_RUN = [
-    "--task", "pointmaze-umaze", "--offline-steps", "200", "--online-steps", "300", "--dataset-size", "5000",
-    "--eval-episodes", "2", "--eval-every", "150", "--updates-per-call", "50", "--batch-size", "32",
-    "--agent.critic-hidden-dims", "16", "16", "--agent.policy-hidden-dims", "16", "16",
+    "--task",
+    "pointmaze-umaze",
+    "--offline-steps",
+    "200",
+    "--online-steps",
+    "300",
+    "--dataset-size",
+    "5000",
+    "--eval-episodes",
+    "2",
+    "--eval-every",
+    "150",
+    "--updates-per-call",
+    "50",
+    "--batch-size",
+    "32",
+    "--agent.critic-hidden-dims",
+    "16",
+    "16",
+    "--agent.policy-hidden-dims",
+    "16",
+    "16",
 ]
 
 
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["--task", "nope"], "--task: unknown task 'nope'; accepted: pointmaze-large, pointmaze-large-narrow, pointmaze-medium, "
-         "pointmaze-medium-narrow, pointmaze-umaze, pointmaze-umaze-narrow"),
+        (
+            ["--task", "nope"],
+            "--task: unknown task 'nope'; accepted: pointmaze-large, pointmaze-large-narrow, pointmaze-medium, "
+            "pointmaze-medium-narrow, pointmaze-umaze, pointmaze-umaze-narrow",
+        ),
         (["--offline-steps", "-1"], "--offline-steps must be >= 0, got -1"),
         (["--online-steps", "-3"], "--online-steps must be >= 0, got -3"),
         (["--mixing-ratio", "1.5"], "--mixing-ratio must be in [0, 1], got 1.5"),
         (["--batch-size", "255"], "--batch-size 255 x --mixing-ratio 0.5 = 127.5 offline rows per batch"),
-        (["--preset", "nope"], "--preset: unknown preset 'nope'; accepted: antmaze, adroit, adroit-pen, kitchen, manipulation, pointmaze"),
+        (
+            ["--preset", "nope"],
+            "--preset: unknown preset 'nope'; accepted: antmaze, adroit, adroit-pen, kitchen, manipulation, pointmaze",
+        ),
     ],
 )
 def test_bad_options_get_one_line_errors(args, expected, capsys):

@@ -5,13 +5,36 @@ from calql.options import parse_train_args
 from calql.training.loop import train
 
 TINY = [
-    "--task", "pointmaze-umaze", "--offline-steps", "60", "--dataset-size", "3000", "--eval-episodes", "1",
-    "--eval-every", "100", "--updates-per-call", "20", "--batch-size", "16", "--checkpoint-every", "0",
-    "--agent.critic-hidden-dims", "8", "8", "--agent.policy-hidden-dims", "8", "8", "--agent.num-sampled-actions", "2",
+    "--task",
+    "pointmaze-umaze",
+    "--offline-steps",
+    "60",
+    "--dataset-size",
+    "3000",
+    "--eval-episodes",
+    "1",
+    "--eval-every",
+    "100",
+    "--updates-per-call",
+    "20",
+    "--batch-size",
+    "16",
+    "--checkpoint-every",
+    "0",
+    "--agent.critic-hidden-dims",
+    "8",
+    "8",
+    "--agent.policy-hidden-dims",
+    "8",
+    "8",
+    "--agent.num-sampled-actions",
+    "2",
 ]
 COMPILED = {
-    "update": update.update, "sample_action": acting.sample_action,
-    "deterministic_action": acting.deterministic_action, "calibration_stats": acting.calibration_stats,
+    "update": update.update,
+    "sample_action": acting.sample_action,
+    "deterministic_action": acting.deterministic_action,
+    "calibration_stats": acting.calibration_stats,
 }
 
 

@@ -1,10 +1,10 @@
 """`calql datasets list | generate | info` (calql.commands.datasets.main)."""
 
 import pytest
+import recording
 
 from calql.commands.datasets import main
 from calql.envs import antmaze
-import recording
 
 
 def _one_error_line(capsys) -> str:
@@ -24,8 +24,15 @@ def test_generate_then_list_then_info(tmp_path, monkeypatch, capsys):
     assert "calql/pointmaze-umaze-stitch-n2500-s1-v0" in out and "2,500 transitions" in out
     assert main(["info", "pointmaze-umaze", "--size", "2500", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    for expected in ("transitions", "2,500", "episodes", "success fraction", "return mean",
-                     "matches PointMaze_UMaze-v3", "4 / 2 floats"):
+    for expected in (
+        "transitions",
+        "2,500",
+        "episodes",
+        "success fraction",
+        "return mean",
+        "matches PointMaze_UMaze-v3",
+        "4 / 2 floats",
+    ):
         assert expected in out, expected
     assert main(["info", "calql/pointmaze-umaze-stitch-n2500-s1-v0"]) == 0  # the cache, read as a Minari id
     assert "task pointmaze-umaze" in capsys.readouterr().out
@@ -41,14 +48,17 @@ def test_info_on_a_d4rl_file_guesses_the_task(tmp_path, capsys):
     assert "success fraction (episodes)        0" in out
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["info", "D4RL/antmaze/medium-play-v1"], "minari download D4RL/antmaze/medium-play-v1"),
-    (["info", "/no/such/antmaze-umaze-v2.hdf5"], "no such file"),
-    (["info", "mystery"], "add --task NAME"),
-    (["info", "mystery", "--task", "nope"], "unknown task 'nope'"),
-    (["generate", "antmaze-umaze"], "antmaze-umaze has no built-in dataset"),
-    (["generate", "pointmaze-umaze", "--size", "0"], "--size must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["info", "D4RL/antmaze/medium-play-v1"], "minari download D4RL/antmaze/medium-play-v1"),
+        (["info", "/no/such/antmaze-umaze-v2.hdf5"], "no such file"),
+        (["info", "mystery"], "add --task NAME"),
+        (["info", "mystery", "--task", "nope"], "unknown task 'nope'"),
+        (["generate", "antmaze-umaze"], "antmaze-umaze has no built-in dataset"),
+        (["generate", "pointmaze-umaze", "--size", "0"], "--size must be >= 1"),
+    ],
+)
 def test_bad_input_is_one_line(args, expected, capsys):
     assert main(args) == 2
     assert expected in _one_error_line(capsys)

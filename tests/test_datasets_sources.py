@@ -6,12 +6,12 @@ import gymnasium as gym
 import h5py
 import numpy as np
 import pytest
+import recording
 
 from calql.data.observations import flat_keys, flatten_observation
 from calql.data.sources import DatasetError, Source, check_transitions, parse_source, read_d4rl, read_minari
 from calql.envs import antmaze, binding, tasks
 from calql.envs.common import FlatObservation
-import recording
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,14 @@ def minari_antmaze(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MINARI_DATASETS_PATH", str(root))
         env = recording.antmaze_collection_env("umaze")
-        recording.record_minari("test/antmaze-v0", env, recording.random_policy(env.action_space), [23, 9, 31],
-                                seed=3, info_keys=("success",))
+        recording.record_minari(
+            "test/antmaze-v0",
+            env,
+            recording.random_policy(env.action_space),
+            [23, 9, 31],
+            seed=3,
+            info_keys=("success",),
+        )
         episodes = list(minari.load_dataset("test/antmaze-v0").iterate_episodes())
     return root, env.observation_space, episodes
 
@@ -39,10 +45,19 @@ def _one_line(err) -> str:
 # ----- parse_source -----
 
 
-@pytest.mark.parametrize("spec, kind", [
-    ("", "builtin"), ("builtin", "builtin"), ("D4RL/antmaze/umaze-v1", "minari"), ("calql/x-v0", "minari"),
-    ("antmaze-umaze-v2.hdf5", "d4rl"), ("/data/file", "d4rl"), ("./x.h5", "d4rl"), ("~/d.hdf5", "d4rl"),
-])
+@pytest.mark.parametrize(
+    "spec, kind",
+    [
+        ("", "builtin"),
+        ("builtin", "builtin"),
+        ("D4RL/antmaze/umaze-v1", "minari"),
+        ("calql/x-v0", "minari"),
+        ("antmaze-umaze-v2.hdf5", "d4rl"),
+        ("/data/file", "d4rl"),
+        ("./x.h5", "d4rl"),
+        ("~/d.hdf5", "d4rl"),
+    ],
+)
 def test_parse_source_tells_the_kinds_apart(spec, kind):
     assert parse_source(spec).kind == kind
 
@@ -51,21 +66,26 @@ def test_parse_source_tells_the_kinds_apart(spec, kind):
 
 
 def test_flatten_order_is_gymnasiums_for_nested_dicts():
-    space = gym.spaces.Dict({
-        "observation": gym.spaces.Box(-1, 1, (3,)),
-        "desired_goal": gym.spaces.Dict({"b": gym.spaces.Box(-1, 1, (2,)), "a": gym.spaces.Box(-1, 1, (1,))}),
-        "achieved_goal": gym.spaces.Box(-1, 1, (2, 2)),
-    })
+    space = gym.spaces.Dict(
+        {
+            "observation": gym.spaces.Box(-1, 1, (3,)),
+            "desired_goal": gym.spaces.Dict({"b": gym.spaces.Box(-1, 1, (2,)), "a": gym.spaces.Box(-1, 1, (1,))}),
+            "achieved_goal": gym.spaces.Box(-1, 1, (2, 2)),
+        }
+    )
     rng = np.random.default_rng(0)
     samples = [space.sample() for _ in range(5)]
     for sample in samples:
         expected = gym.spaces.flatten(space, sample).astype(np.float32)
         np.testing.assert_array_equal(flatten_observation(space, sample), expected)
-    batch = {"observation": np.stack([s["observation"] for s in samples]),
-             "achieved_goal": np.stack([s["achieved_goal"] for s in samples]),
-             "desired_goal": {k: np.stack([s["desired_goal"][k] for s in samples]) for k in ("a", "b")}}
-    np.testing.assert_array_equal(flatten_observation(space, batch),
-                                  np.stack([gym.spaces.flatten(space, s) for s in samples]).astype(np.float32))
+    batch = {
+        "observation": np.stack([s["observation"] for s in samples]),
+        "achieved_goal": np.stack([s["achieved_goal"] for s in samples]),
+        "desired_goal": {k: np.stack([s["desired_goal"][k] for s in samples]) for k in ("a", "b")},
+    }
+    np.testing.assert_array_equal(
+        flatten_observation(space, batch), np.stack([gym.spaces.flatten(space, s) for s in samples]).astype(np.float32)
+    )
     assert [k for k, _ in flat_keys(space)] == ["achieved_goal", "desired_goal/a", "desired_goal/b", "observation"]
     del rng
 
@@ -138,8 +158,13 @@ def _toy(n=10, obs_dim=3, act_dim=2, timeouts=(4,), terminals=(7,)):
     t[list(timeouts)] = True
     d = np.zeros(n, bool)
     d[list(terminals)] = True
-    return dict(observations=observations, actions=np.zeros((n, act_dim), np.float32),
-                rewards=np.arange(n, dtype=np.float32), terminals=d, timeouts=t)
+    return dict(
+        observations=observations,
+        actions=np.zeros((n, act_dim), np.float32),
+        rewards=np.arange(n, dtype=np.float32),
+        terminals=d,
+        timeouts=t,
+    )
 
 
 def test_d4rl_without_next_observations_drops_rows_with_no_successor(tmp_path):
@@ -163,20 +188,25 @@ def test_d4rl_with_next_observations_keeps_every_row(tmp_path):
 
 def test_d4rl_reads_requested_infos(tmp_path):
     toy = _toy()
-    data = read_d4rl(_write(tmp_path / "toy.hdf5", **toy, **{"infos/goal_achieved": np.arange(10) % 2 == 0}),
-                     info_keys=("goal_achieved", "absent"))
+    data = read_d4rl(
+        _write(tmp_path / "toy.hdf5", **toy, **{"infos/goal_achieved": np.arange(10) % 2 == 0}),
+        info_keys=("goal_achieved", "absent"),
+    )
     np.testing.assert_array_equal(data["infos/goal_achieved"], [True, False, True, False, False, True, False, True])
     assert "infos/absent" not in data
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing", "no such file"),
-    ("not_hdf5", "not a readable HDF5 file"),
-    ("truncated", "not a readable HDF5 file"),
-    ("missing_key", "field 'timeouts' is missing"),
-    ("empty", "empty"),
-    ("ragged", "field 'actions' has 9 rows but rewards has 10"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "no such file"),
+        ("not_hdf5", "not a readable HDF5 file"),
+        ("truncated", "not a readable HDF5 file"),
+        ("missing_key", "field 'timeouts' is missing"),
+        ("empty", "empty"),
+        ("ragged", "field 'actions' has 9 rows but rewards has 10"),
+    ],
+)
 def test_bad_d4rl_files_are_one_line_errors_naming_the_file(case, expected, tmp_path):
     path = tmp_path / "bad.hdf5"
     toy = _toy()
@@ -209,18 +239,29 @@ def point_env():
 
 def _valid(n=6):
     rng = np.random.default_rng(0)
-    return dict(observations=rng.normal(size=(n, 4)).astype(np.float32), actions=rng.uniform(-1, 1, (n, 2)),
-                rewards=np.zeros(n), next_observations=rng.normal(size=(n, 4)), terminals=np.zeros(n, bool),
-                timeouts=np.eye(n, dtype=bool)[-1])
+    return dict(
+        observations=rng.normal(size=(n, 4)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (n, 2)),
+        rewards=np.zeros(n),
+        next_observations=rng.normal(size=(n, 4)),
+        terminals=np.zeros(n, bool),
+        timeouts=np.eye(n, dtype=bool)[-1],
+    )
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("observations", np.nan, "field 'observations' has 1 NaN or infinite values (first at row 2)"),
-    ("rewards", np.inf, "field 'rewards' has 1 NaN or infinite values"),
-    ("next_observations", -np.inf, "field 'next_observations' has 1 NaN or infinite values"),
-    ("actions", 1.5,
-     "field 'actions' has 1 rows outside the action bounds [-1, 1] (first: row 2, dimension 0, value 1.5)"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("observations", np.nan, "field 'observations' has 1 NaN or infinite values (first at row 2)"),
+        ("rewards", np.inf, "field 'rewards' has 1 NaN or infinite values"),
+        ("next_observations", -np.inf, "field 'next_observations' has 1 NaN or infinite values"),
+        (
+            "actions",
+            1.5,
+            "field 'actions' has 1 rows outside the action bounds [-1, 1] (first: row 2, dimension 0, value 1.5)",
+        ),
+    ],
+)
 def test_bad_values_are_one_line_errors(field, value, expected, point_env):
     data = _valid()
     data[field] = np.array(data[field], np.float64)
@@ -277,9 +318,14 @@ def test_a_million_d4rl_transitions_load_in_seconds(tmp_path):
     rng = np.random.default_rng(0)
     timeouts = np.zeros(n, bool)
     timeouts[999::1000] = True
-    path = _write(tmp_path / "big.hdf5", observations=rng.normal(size=(n, 29)).astype(np.float32),
-                  actions=rng.uniform(-1, 1, (n, 8)).astype(np.float32), rewards=np.zeros(n, np.float32),
-                  terminals=np.zeros(n, bool), timeouts=timeouts)
+    path = _write(
+        tmp_path / "big.hdf5",
+        observations=rng.normal(size=(n, 29)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (n, 8)).astype(np.float32),
+        rewards=np.zeros(n, np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=timeouts,
+    )
     env = antmaze.make_env("umaze", "d4rl")
     start = time.perf_counter()
     data = check_transitions(read_d4rl(path), env, path)

@@ -3,12 +3,12 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import recording
+from domain_helpers import offline_returns, short_train
 
 from calql.data import sources
 from calql.envs import adroit, binding, tasks
 from calql.envs.common import make_quietly
-import recording
-from domain_helpers import offline_returns, short_train
 
 
 class ScriptedSuccess(gym.Wrapper):
@@ -35,8 +35,9 @@ SUCCESS_STEPS = [{3, 4, 9}, set(), {0}]  # episode 2 never succeeds: the filter 
 EPISODES = [15, 12, 10]
 
 
-@pytest.mark.parametrize("hand, obs_dim, act_dim", [("pen", 45, 24), ("door", 39, 28), ("relocate", 39, 30),
-                                                     ("hammer", 46, 26)])
+@pytest.mark.parametrize(
+    "hand, obs_dim, act_dim", [("pen", 45, 24), ("door", 39, 28), ("relocate", 39, 30), ("hammer", 46, 26)]
+)
 def test_binary_env(hand, obs_dim, act_dim):
     env = adroit.make_env(hand, seed=0)
     obs, info = env.reset()
@@ -59,10 +60,14 @@ def test_binary_env_ends_at_success():
 def test_filter_by_hand():
     # Two trajectories: successes at 1 and 3 in the first (cut after 3), none in the second (dropped).
     n = 8
-    data = {"observations": np.arange(n, dtype=np.float32)[:, None], "actions": np.zeros((n, 1), np.float32),
-            "rewards": np.array([-1, 0, -1, 0, -1, -1, -1, -1], np.float32),
-            "next_observations": np.arange(1, n + 1, dtype=np.float32)[:, None],
-            "terminals": np.zeros(n, bool), "timeouts": np.array([0, 0, 0, 0, 1, 0, 0, 1], bool)}
+    data = {
+        "observations": np.arange(n, dtype=np.float32)[:, None],
+        "actions": np.zeros((n, 1), np.float32),
+        "rewards": np.array([-1, 0, -1, 0, -1, -1, -1, -1], np.float32),
+        "next_observations": np.arange(1, n + 1, dtype=np.float32)[:, None],
+        "terminals": np.zeros(n, bool),
+        "timeouts": np.array([0, 0, 0, 0, 1, 0, 0, 1], bool),
+    }
     out = adroit.filter_binary(data, "x")
     np.testing.assert_array_equal(out["observations"][:, 0], [0, 1, 2, 3])
     np.testing.assert_array_equal(out["terminals"], [False, True, False, True])
@@ -81,8 +86,9 @@ def _check_filtered(data, obs_dim):
 def test_minari_adroit_binary_filtered(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     env = ScriptedSuccess(make_quietly("AdroitHandPen-v1", max_episode_steps=100), SUCCESS_STEPS)
-    recording.record_minari("D4RL/pen/cloned-v2", env, recording.random_policy(env.action_space), EPISODES,
-                            info_keys=("success",))
+    recording.record_minari(
+        "D4RL/pen/cloned-v2", env, recording.random_policy(env.action_space), EPISODES, info_keys=("success",)
+    )
     task = tasks.get_task("pen-binary")
     _check_filtered(task.load_dataset(1, 0), 45)  # the default: Minari D4RL/pen/cloned-v2, filter on
     unfiltered = binding.bind(task, "", filter_dataset=False).load_dataset(1, 0)
@@ -92,8 +98,14 @@ def test_minari_adroit_binary_filtered(tmp_path, monkeypatch):
 def test_d4rl_adroit_binary_filtered_and_returns(tmp_path, monkeypatch):
     env = ScriptedSuccess(make_quietly("AdroitHandDoor-v1"), SUCCESS_STEPS)
     path = str(tmp_path / "door-human-v1.hdf5")
-    recording.record_d4rl(path, env, recording.random_policy(env.action_space), EPISODES,
-                          infos={"goal_achieved": lambda info: info["success"]}, next_observations=True)
+    recording.record_d4rl(
+        path,
+        env,
+        recording.random_policy(env.action_space),
+        EPISODES,
+        infos={"goal_achieved": lambda info: info["success"]},
+        next_observations=True,
+    )
     task = binding.bind(tasks.get_task("door-binary"), path)
     data = task.load_dataset(1, 0)
     _check_filtered(data, 39)

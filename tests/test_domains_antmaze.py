@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+import recording
+from domain_helpers import assert_all_failure_rule, offline_returns, short_train
 
 from calql.data.observations import flatten_observation
 from calql.envs import antmaze, binding, tasks
 from calql.envs.common import FlatObservation, source_space
-import recording
-from domain_helpers import assert_all_failure_rule, offline_returns, short_train
 
 
 def _teleport(env, xy):
@@ -40,8 +40,10 @@ def test_d4rl_frame_walls_are_d4rls():
     maze = env.unwrapped.maze
     offset = -maze.cell_rowcol_to_xy(np.array([6, 1]))  # the start cell, after reversing the rows
     rows = maze.maze_map
+
     def cell_at(xy_d4rl):
         return maze.cell_xy_to_rowcol(np.asarray(xy_d4rl, float) - offset)
+
     assert rows[cell_at((8, 0))[0]][cell_at((8, 0))[1]] == 1
     assert rows[cell_at((4, 4))[0]][cell_at((4, 4))[1]] != 1
 
@@ -82,8 +84,9 @@ def test_minari_frame_flattens_the_whole_dict_with_the_fixed_goal():
 def minari_umaze(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     env = recording.antmaze_collection_env("umaze")
-    recording.record_minari("D4RL/antmaze/umaze-v1", env, recording.random_policy(env.action_space), [40, 25],
-                            info_keys=("success",))
+    recording.record_minari(
+        "D4RL/antmaze/umaze-v1", env, recording.random_policy(env.action_space), [40, 25], info_keys=("success",)
+    )
     return tasks.get_task("antmaze-umaze")
 
 
@@ -92,7 +95,8 @@ def test_minari_antmaze_loads_with_terminals_at_the_goal(minari_umaze):
     assert data["observations"].shape == (65, 31) and data["actions"].shape == (65, 8)
     np.testing.assert_array_equal(np.flatnonzero(data["timeouts"]), [39, 64])
     marked = antmaze.minari_terminals_at_goal(
-        {"rewards": np.array([0, 1, 1, 0], np.float32), "terminals": np.zeros(4, bool)}, "x")
+        {"rewards": np.array([0, 1, 1, 0], np.float32), "terminals": np.zeros(4, bool)}, "x"
+    )
     np.testing.assert_array_equal(marked["terminals"], [False, True, True, False])
     transitions = assert_all_failure_rule(minari_umaze, data)
     assert set(np.unique(transitions.rewards)) <= {-5.0, 5.0}
@@ -101,8 +105,13 @@ def test_minari_antmaze_loads_with_terminals_at_the_goal(minari_umaze):
 def test_d4rl_antmaze_file_loads_and_transforms(tmp_path):
     env = antmaze.make_env("umaze", "d4rl")
     path = str(tmp_path / "antmaze-umaze-v2.hdf5")
-    written = recording.record_d4rl(path, env, recording.random_policy(env.action_space), [30, 30],
-                                    infos={"goal": lambda info: antmaze.goal_xy("umaze", "d4rl")})
+    written = recording.record_d4rl(
+        path,
+        env,
+        recording.random_policy(env.action_space),
+        [30, 30],
+        infos={"goal": lambda info: antmaze.goal_xy("umaze", "d4rl")},
+    )
     written["rewards"][[5, 6]] = 1.0  # two goal steps (D4RL: reward 1 and terminal there)
     written["terminals"][[5, 6]] = True
     import h5py

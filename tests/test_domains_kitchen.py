@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+import recording
+from domain_helpers import offline_returns, short_train
 
 from calql.data.observations import flat_keys, flatten_observation
 from calql.envs import binding, kitchen, tasks
 from calql.envs.common import source_space
-import recording
-from domain_helpers import offline_returns, short_train
 
 
 def test_minari_layout_flattens_nested_goal_dicts_in_gymnasium_order():
@@ -15,9 +15,17 @@ def test_minari_layout_flattens_nested_goal_dicts_in_gymnasium_order():
     obs, info = env.reset()
     assert obs.shape == (59 + 2 * (1 + 7 + 2 + 1),) and info["success"] is False
     keys = [key for key, _ in flat_keys(source_space(env))]
-    assert keys == ["achieved_goal/kettle", "achieved_goal/light switch", "achieved_goal/microwave",
-                    "achieved_goal/slide cabinet", "desired_goal/kettle", "desired_goal/light switch",
-                    "desired_goal/microwave", "desired_goal/slide cabinet", "observation"]
+    assert keys == [
+        "achieved_goal/kettle",
+        "achieved_goal/light switch",
+        "achieved_goal/microwave",
+        "achieved_goal/slide cabinet",
+        "desired_goal/kettle",
+        "desired_goal/light switch",
+        "desired_goal/microwave",
+        "desired_goal/slide cabinet",
+        "observation",
+    ]
     import gymnasium as gym
 
     raw_space = source_space(env)

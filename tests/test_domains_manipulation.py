@@ -5,8 +5,9 @@ import pytest
 
 pytest.importorskip("ogbench")
 
-from calql.envs import binding, manipulation, tasks  # noqa: E402
 from domain_helpers import offline_returns, short_train  # noqa: E402
+
+from calql.envs import binding, manipulation, tasks  # noqa: E402
 
 SHAPES = {"cube-single": 28, "scene": 40, "puzzle-3x3": 55}
 

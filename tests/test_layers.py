@@ -109,8 +109,10 @@ def _listing(edges: list[Edge]) -> str:
 
 
 def test_the_walk_sees_function_local_relative_and_from_package_imports():
-    source = ("from calql import config\nfrom . import replay\nfrom ..envs import tasks\n"
-              "def f():\n    import calql.agent.state\n")
+    source = (
+        "from calql import config\nfrom . import replay\nfrom ..envs import tasks\n"
+        "def f():\n    import calql.agent.state\n"
+    )
     targets = [edge.target for edge in imports_in(source, "calql.data.sources")]
     assert targets == ["calql.config", "calql.data", "calql.envs", "calql.agent.state"]
     assert [edge.target for edge in imports_in("from .tasks import Task\n", "calql.envs", True)] == ["calql.envs.tasks"]
@@ -136,6 +138,9 @@ def test_imports_point_down_the_layers():
 
 
 def test_sweep_and_commands_do_not_import_the_cli():
-    upward = [edge for edge in package_edges()
-              if edge.packages[0] in ("calql.sweep", "calql.commands") and edge.packages[1] == "calql.cli"]
+    upward = [
+        edge
+        for edge in package_edges()
+        if edge.packages[0] in ("calql.sweep", "calql.commands") and edge.packages[1] == "calql.cli"
+    ]
     assert not upward, "calql.sweep and calql.commands must not import calql.cli:" + _listing(upward)

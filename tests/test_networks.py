@@ -53,7 +53,8 @@ def test_log_std_multiplier_and_offset_are_learnable_scalars_that_receive_gradie
     scalars = params["params"]
     assert float(scalars["log_std_multiplier"]) == 1.0 and float(scalars["log_std_offset"]) == -1.0
     doubled = jax.tree_util.tree_map_with_path(
-        lambda path, p: p * 2.0 if "log_std_multiplier" in str(path) else p, params)
+        lambda path, p: p * 2.0 if "log_std_multiplier" in str(path) else p, params
+    )
     out = policy.apply(params, obs)[1]
     # Both are inside the clip here, so doubling m maps log_std = raw - 1 to 2 raw - 1.
     np.testing.assert_allclose(policy.apply(doubled, obs)[1], 2.0 * (out + 1.0) - 1.0, rtol=1e-5, atol=1e-6)

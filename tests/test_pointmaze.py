@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from calql.data.sources import DatasetError
-
 from calql.envs import pointmaze as pm
 
 DATA_MAZE = "medium"
@@ -108,7 +107,6 @@ def test_unknown_maze_is_a_one_line_error_naming_the_mazes():
         assert "medium" in str(err.value) and "\n" not in str(err.value)
 
 
-
 def expert_action(obs: np.ndarray, maze: str) -> np.ndarray:
     """The data generator's scripted controller, noiseless, driving (..., 4) `make_env`
     observations towards the evaluation goal: actions (..., 2)."""
@@ -117,11 +115,12 @@ def expert_action(obs: np.ndarray, maze: str) -> np.ndarray:
     goal_cell = np.full(np.shape(obs)[:-1], goal[0] * ctrl.shape[1] + goal[1])
     return pm._waypoint_actions(ctrl, np.asarray(obs, dtype=np.float64), goal_cell).astype(np.float32)
 
+
 @pytest.mark.parametrize("maze", sorted(pm.MAZES))
 def test_scripted_controller_reaches_goal_in_half_the_time_limit(maze):
     env = pm.make_env(maze, seed=3)
     obs, _ = env.reset()
-    for step in range(1, pm.MAZES[maze].max_episode_steps + 1):
+    for step in range(1, pm.MAZES[maze].max_episode_steps + 1):  # noqa: B007 (step is read after the loop)
         obs, reward, terminated, truncated, _ = env.step(expert_action(obs, maze))
         if terminated or truncated:
             break

@@ -16,10 +16,16 @@ from calql.envs.tasks import get_task
         ("kitchen-mixed", 500_000, 1_500_000, 5_000, 50_000, 0.25),
     ],
 )
-def test_each_domain_has_the_authors_budgets_and_evaluation(task, offline, online, eval_every, offline_eval_every, mixing):
+def test_each_domain_has_the_authors_budgets_and_evaluation(
+    task, offline, online, eval_every, offline_eval_every, mixing
+):
     preset = PRESETS[get_task(task).preset]
     assert (preset.offline_steps, preset.online_steps, preset.eval_every, preset.offline_eval_every) == (
-        offline, online, eval_every, offline_eval_every)
+        offline,
+        online,
+        eval_every,
+        offline_eval_every,
+    )
     assert preset.mixing_ratio == mixing and preset.eval_episodes == 20
 
 

@@ -9,10 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from calql.options import parse_train_args
 from calql.config import AgentConfig, ConfigError, TrainConfig, validate
 from calql.data.replay import offline_transitions
 from calql.data.returns import ReturnRule
+from calql.options import parse_train_args
 from calql.training import reference
 from calql.training.loop import train
 
@@ -47,20 +47,29 @@ def _chain_data(episodes: int, horizon: int, rng: np.random.Generator):
                 break
     one_hot = np.eye(CHAIN, dtype=np.float32)
     return offline_transitions(
-        one_hot[obs], np.zeros((len(obs), 1), np.float32), np.asarray(rewards, np.float32), one_hot[next_obs],
-        np.asarray(terminals), np.asarray(timeouts), ReturnRule(GAMMA),
+        one_hot[obs],
+        np.zeros((len(obs), 1), np.float32),
+        np.asarray(rewards, np.float32),
+        one_hot[next_obs],
+        np.asarray(terminals),
+        np.asarray(timeouts),
+        ReturnRule(GAMMA),
     )
 
 
 def test_learned_reference_converges_to_the_behaviour_value():
     data = _chain_data(2000, 6, np.random.default_rng(0))
     config = TrainConfig(
-        seed=0, batch_size=64, updates_per_call=100, reference_steps=4000,
+        seed=0,
+        batch_size=64,
+        updates_per_call=100,
+        reference_steps=4000,
         agent=AgentConfig(critic_hidden_dims=(32, 32), critic_lr=3e-3, discount=GAMMA, tau=0.05),
     )
     rows = []
-    values = reference.fit_reference(data, config, jax.random.PRNGKey(0), np.arange(256),
-                                     lambda step, metrics: rows.append((step, metrics)))
+    values = reference.fit_reference(
+        data, config, jax.random.PRNGKey(0), np.arange(256), lambda step, metrics: rows.append((step, metrics))
+    )
     truth = _chain_value()
     states = data.observations.argmax(axis=1)
     for s in range(CHAIN - 1):
@@ -73,13 +82,43 @@ def test_learned_reference_converges_to_the_behaviour_value():
 
 
 def _tiny(tmp_path: Path, *extra: str) -> TrainConfig:
-    return parse_train_args([
-        "--task", "pointmaze-umaze", "--offline-steps", "100", "--online-steps", "300", "--dataset-size", "3000",
-        "--eval-episodes", "1", "--eval-every", "300", "--updates-per-call", "25", "--batch-size", "16",
-        "--agent.critic-hidden-dims", "8", "8", "--agent.policy-hidden-dims", "8", "8",
-        "--agent.num-sampled-actions", "2", "--reference", "learned", "--reference-steps", "300",
-        "--checkpoint-every", "100", "--run-dir", str(tmp_path), *extra,
-    ])
+    return parse_train_args(
+        [
+            "--task",
+            "pointmaze-umaze",
+            "--offline-steps",
+            "100",
+            "--online-steps",
+            "300",
+            "--dataset-size",
+            "3000",
+            "--eval-episodes",
+            "1",
+            "--eval-every",
+            "300",
+            "--updates-per-call",
+            "25",
+            "--batch-size",
+            "16",
+            "--agent.critic-hidden-dims",
+            "8",
+            "8",
+            "--agent.policy-hidden-dims",
+            "8",
+            "8",
+            "--agent.num-sampled-actions",
+            "2",
+            "--reference",
+            "learned",
+            "--reference-steps",
+            "300",
+            "--checkpoint-every",
+            "100",
+            "--run-dir",
+            str(tmp_path),
+            *extra,
+        ]
+    )
 
 
 def test_learned_reference_run_logs_the_fit_and_keeps_true_returns_for_the_diagnostic(tmp_path):
@@ -105,7 +144,9 @@ def test_resumed_learned_reference_run_reuses_the_fitted_values(tmp_path):
     # Resuming with the same options must not fit again: no new reference rows, the same values.
     train(dataclasses.replace(config, online_steps=0, resume=str(run_dir)))
     lines_after = (run_dir / "metrics.jsonl").read_text().splitlines()
-    assert sum('"offline/reference"' in line for line in lines_after) == sum('"offline/reference"' in line for line in lines_before)
+    assert sum('"offline/reference"' in line for line in lines_after) == sum(
+        '"offline/reference"' in line for line in lines_before
+    )
     np.testing.assert_array_equal(np.load(run_dir / reference.REFERENCE_FILE), saved)
 
 

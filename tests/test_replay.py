@@ -10,8 +10,12 @@ from calql.data.transitions import Transitions
 
 def _constant_data(n: int, marker: float) -> Transitions:
     return Transitions(
-        np.full((n, 3), marker, np.float32), np.zeros((n, 2), np.float32), np.full(n, marker, np.float32),
-        np.full((n, 3), marker, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32),
+        np.full((n, 3), marker, np.float32),
+        np.zeros((n, 2), np.float32),
+        np.full(n, marker, np.float32),
+        np.full((n, 3), marker, np.float32),
+        np.zeros(n, np.float32),
+        np.zeros(n, np.float32),
     )
 
 
@@ -48,7 +52,9 @@ def test_online_buffer_appends_whole_episodes_and_refuses_overflow():
 
 def test_episode_transitions_compute_returns_of_the_whole_episode():
     obs = np.arange(4, dtype=np.float32)[:, None]
-    successful = episode_transitions(obs[:3], np.zeros((3, 1)), np.array([-5.0, -5.0, 5.0]), obs[1:], True, ReturnRule(0.9, -5.0))
+    successful = episode_transitions(
+        obs[:3], np.zeros((3, 1)), np.array([-5.0, -5.0, 5.0]), obs[1:], True, ReturnRule(0.9, -5.0)
+    )
     np.testing.assert_array_equal(successful.dones, [0, 0, 1])
     np.testing.assert_allclose(successful.reference, [-5 + 0.9 * (-5 + 0.9 * 5), -5 + 0.9 * 5, 5], rtol=1e-6)
     failed = episode_transitions(obs[:3], np.zeros((3, 1)), np.full(3, -5.0), obs[1:], False, ReturnRule(0.9, -5.0))
@@ -58,8 +64,15 @@ def test_episode_transitions_compute_returns_of_the_whole_episode():
 
 def test_offline_transitions_clip_actions_and_compute_returns():
     obs = np.arange(4, dtype=np.float32)[:, None]
-    data = offline_transitions(obs, np.array([[1.0], [-1.0], [0.5], [0.2]]), np.ones(4), obs + 1,
-                               np.array([0, 1, 0, 0]), np.array([0, 0, 0, 1]), ReturnRule(0.5))
+    data = offline_transitions(
+        obs,
+        np.array([[1.0], [-1.0], [0.5], [0.2]]),
+        np.ones(4),
+        obs + 1,
+        np.array([0, 1, 0, 0]),
+        np.array([0, 0, 0, 1]),
+        ReturnRule(0.5),
+    )
     assert data.actions.max() < 1.0 and data.actions.min() > -1.0 and data.actions.dtype == np.float32
     np.testing.assert_allclose(data.reference, [1.5, 1.0, 1.5, 1.0])
 

@@ -10,26 +10,42 @@ import numpy as np
 import pytest
 
 from calql.commands import compare, plot
+from calql.config import online_eval_steps
 from calql.reporting import stats
 from calql.reporting.plots import finetuning_zoom, learning_curve, regret
-from calql.reporting.report import write_report
-from calql.config import online_eval_steps
 from calql.reporting.protocol import final_score, finetuning_dip, start_score
-from calql.reporting.runs import find_runs, group_runs, load_run, online_curve
+from calql.reporting.report import write_report
+from calql.reporting.runs import RunData, find_runs, group_runs, load_run, online_curve
 
-CONFIG = {"task": "pointmaze-umaze", "offline_steps": 300, "offline_eval_every": 100, "online_steps": 500,
-          "eval_every": 200, "eval_episodes": 2, "dataset_size": 5000, "dataset_seed": 0}
+CONFIG = {
+    "task": "pointmaze-umaze",
+    "offline_steps": 300,
+    "offline_eval_every": 100,
+    "online_steps": 500,
+    "eval_every": 200,
+    "eval_episodes": 2,
+    "dataset_size": 5000,
+    "dataset_seed": 0,
+}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _eval(phase, step, score, q, regret=None):
-    row = {"phase": f"{phase}/eval", "step": step, "return": score / 100, "success": score / 100,
-           "normalized_score": score, "calibration/q_data": q, "calibration/mc_return": -50.0}
+    row = {
+        "phase": f"{phase}/eval",
+        "step": step,
+        "return": score / 100,
+        "success": score / 100,
+        "normalized_score": score,
+        "calibration/q_data": q,
+        "calibration/mc_return": -50.0,
+    }
     return row if regret is None else {**row, "cumulative_regret": regret}
 
 
-def make_run(root: Path, algo: str, seed: int, offline: list, online: list, task="pointmaze-umaze",
-             finished=True) -> Path:
+def make_run(
+    root: Path, algo: str, seed: int, offline: list, online: list, task="pointmaze-umaze", finished=True
+) -> Path:
     """A run directory as calql.training.loop.train writes it, with known numbers.
     offline: [(step, score, q)]; online: [(step, score, q, regret)]."""
     path = root / f"{task}-{algo}-s{seed}"
@@ -43,8 +59,14 @@ def make_run(root: Path, algo: str, seed: int, offline: list, online: list, task
         rows += [{"phase": "online/train", "step": step, "episode_success": 0.0}, _eval("online", step, score, q, reg)]
     (path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     if finished:
-        summary = {"run_dir": str(path), "offline": rows[2 * len(offline) - 1], "final": rows[-1],
-                   "regret": online[-1][3], "wall_time": 1.0, "timers": {}}
+        summary = {
+            "run_dir": str(path),
+            "offline": rows[2 * len(offline) - 1],
+            "final": rows[-1],
+            "regret": online[-1][3],
+            "wall_time": 1.0,
+            "timers": {},
+        }
         (path / "summary.json").write_text(json.dumps(summary))
     return path
 
@@ -54,14 +76,30 @@ def two_seeds(tmp_path):
     """Cal-QL and CQL, two seeds each. Online evaluations land at the first episode end past
     200, 400 and 500 steps; CQL seed 1's episode ending at 450 passes both 200 and 400."""
     root = tmp_path / "runs"
-    make_run(root, "calql", 0, [(100, 10, -5), (200, 30, -8), (300, 50, -9)],
-             [(210, 55, -9, 0.6), (420, 70, -7, 0.5), (510, 90, -6, 0.4)])
-    make_run(root, "calql", 1, [(100, 20, -6), (200, 40, -7), (300, 60, -8)],
-             [(250, 65, -8, 0.7), (400, 80, -7, 0.6), (530, 100, -5, 0.5)])
-    make_run(root, "cql", 0, [(100, 10, -30), (200, 35, -40), (300, 55, -45)],
-             [(230, 5, -45, 0.9), (480, 40, -30, 0.8), (505, 70, -20, 0.7)])
-    make_run(root, "cql", 1, [(100, 15, -35), (200, 45, -42), (300, 65, -48)],
-             [(450, 20, -40, 0.95), (600, 60, -25, 0.85)])
+    make_run(
+        root,
+        "calql",
+        0,
+        [(100, 10, -5), (200, 30, -8), (300, 50, -9)],
+        [(210, 55, -9, 0.6), (420, 70, -7, 0.5), (510, 90, -6, 0.4)],
+    )
+    make_run(
+        root,
+        "calql",
+        1,
+        [(100, 20, -6), (200, 40, -7), (300, 60, -8)],
+        [(250, 65, -8, 0.7), (400, 80, -7, 0.6), (530, 100, -5, 0.5)],
+    )
+    make_run(
+        root,
+        "cql",
+        0,
+        [(100, 10, -30), (200, 35, -40), (300, 55, -45)],
+        [(230, 5, -45, 0.9), (480, 40, -30, 0.8), (505, 70, -20, 0.7)],
+    )
+    make_run(
+        root, "cql", 1, [(100, 15, -35), (200, 45, -42), (300, 65, -48)], [(450, 20, -40, 0.95), (600, 60, -25, 0.85)]
+    )
     return root
 
 
@@ -146,7 +184,7 @@ def test_a_running_run_is_plotted_but_not_tabulated(tmp_path):
 def test_several_tasks_get_rliable_aggregates(tmp_path):
     for task, scores in (("pointmaze-umaze", (90, 80, 70, 60)), ("pointmaze-medium", (50, 50, 40, 20))):
         for seed in (0, 1):
-            for algo, score in zip(("calql", "cql"), scores[2 * seed:2 * seed + 2]):
+            for algo, score in zip(("calql", "cql"), scores[2 * seed : 2 * seed + 2]):
                 make_run(tmp_path, algo, seed, [(300, 10, -5)], [(500, score, -4, 0.5)], task=task)
     report = write_report(find_runs([tmp_path]), tmp_path / "out").read_text()
     # Cal-QL final scores {90, 70, 50, 40}: IQM = mean(50, 70) = 60. P(Cal-QL > CQL): umaze
@@ -168,15 +206,20 @@ def test_statistics_by_hand():
 GOOD_CONFIG = json.dumps({"config": {**CONFIG, "algo": "cql", "seed": 0}})
 
 
-@pytest.mark.parametrize("files, message", [
-    (None, "no such run directory"),
-    ({}, "not a run directory (no metrics.jsonl)"),
-    ({"metrics.jsonl": ""}, "not a run directory (no config.json)"),
-    ({"metrics.jsonl": "", "config.json": "{}"}, "config.json: not a calql run configuration (no config)"),
-    ({"metrics.jsonl": "", "config.json": '{"config": {"task": "t", "seed": 0}}'},
-     "config.json: not a calql run configuration (no algo, online_steps, eval_every)"),
-    ({"metrics.jsonl": "{x\n", "config.json": GOOD_CONFIG}, "metrics.jsonl: line 1 is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        (None, "no such run directory"),
+        ({}, "not a run directory (no metrics.jsonl)"),
+        ({"metrics.jsonl": ""}, "not a run directory (no config.json)"),
+        ({"metrics.jsonl": "", "config.json": "{}"}, "config.json: not a calql run configuration (no config)"),
+        (
+            {"metrics.jsonl": "", "config.json": '{"config": {"task": "t", "seed": 0}}'},
+            "config.json: not a calql run configuration (no algo, online_steps, eval_every)",
+        ),
+        ({"metrics.jsonl": "{x\n", "config.json": GOOD_CONFIG}, "metrics.jsonl: line 1 is not valid JSON"),
+    ],
+)
 def test_bad_run_dirs_get_one_line_errors(files, message, tmp_path, capsys):
     path = tmp_path / "run"
     if files is not None:
@@ -189,20 +232,37 @@ def test_bad_run_dirs_get_one_line_errors(files, message, tmp_path, capsys):
 
 
 def test_compare_plans_both_algorithms_on_the_same_data(tmp_path):
-    out, trials = compare.plan(["--task", "pointmaze-umaze", "--seeds", "2", "--out", str(tmp_path),
-                                 "--offline-steps", "7", "--agent.critic-hidden-dims", "16", "16"])
+    out, trials = compare.plan(
+        [
+            "--task",
+            "pointmaze-umaze",
+            "--seeds",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--offline-steps",
+            "7",
+            "--agent.critic-hidden-dims",
+            "16",
+            "16",
+        ]
+    )
     configs = [trial.config for trial in trials]
     assert [(c.seed, c.algo) for c in configs] == [(0, "calql"), (0, "cql"), (1, "calql"), (1, "cql")]
     assert {(c.dataset_seed, c.dataset_size, c.offline_steps, c.agent.critic_hidden_dims) for c in configs} == {
-        (0, configs[0].dataset_size, 7, (16, 16))}
+        (0, configs[0].dataset_size, 7, (16, 16))
+    }
     assert out == tmp_path and {c.run_dir for c in configs} == {str(tmp_path / "runs")}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--task", "pointmaze-umaze", "--seed", "3"], "--seed is set by compare itself"),
-    (["--task", "pointmaze-umaze", "--seeds", "0"], "--seeds must be >= 1, got 0"),
-    (["--task", "nope"], "--task: unknown task 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "pointmaze-umaze", "--seed", "3"], "--seed is set by compare itself"),
+        (["--task", "pointmaze-umaze", "--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["--task", "nope"], "--task: unknown task 'nope'"),
+    ],
+)
 def test_compare_rejects_bad_options(args, message, capsys):
     assert compare.main(args) == 2
     assert capsys.readouterr().err.startswith(f"calql: error: {message}")
@@ -210,10 +270,34 @@ def test_compare_rejects_bad_options(args, message, capsys):
 
 def test_compare_runs_end_to_end(tmp_path):
     """One seed of each algorithm, a few steps: the real run directories feed the report."""
-    args = ["--task", "pointmaze-umaze", "--seeds", "1", "--out", str(tmp_path), "--offline-steps", "20",
-            "--offline-eval-every", "10", "--online-steps", "40", "--eval-every", "20", "--dataset-size", "2000",
-            "--eval-episodes", "1", "--updates-per-call", "10", "--batch-size", "16",
-            "--agent.critic-hidden-dims", "8", "--agent.policy-hidden-dims", "8"]
+    args = [
+        "--task",
+        "pointmaze-umaze",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--offline-steps",
+        "20",
+        "--offline-eval-every",
+        "10",
+        "--online-steps",
+        "40",
+        "--eval-every",
+        "20",
+        "--dataset-size",
+        "2000",
+        "--eval-episodes",
+        "1",
+        "--updates-per-call",
+        "10",
+        "--batch-size",
+        "16",
+        "--agent.critic-hidden-dims",
+        "8",
+        "--agent.policy-hidden-dims",
+        "8",
+    ]
     assert compare.main(args) == 0
     runs = find_runs([tmp_path / "runs"])
     assert sorted(run.algo for run in runs) == ["calql", "cql"]
@@ -228,10 +312,35 @@ def test_compare_runs_end_to_end(tmp_path):
 
 
 def test_compare_again_skips_finished_runs_and_resumes_unfinished_ones(tmp_path, capsys):
-    args = ["--task", "pointmaze-umaze", "--seeds", "1", "--out", str(tmp_path), "--offline-steps", "20",
-            "--online-steps", "40", "--eval-every", "20", "--dataset-size", "2000", "--eval-episodes", "1",
-            "--updates-per-call", "10", "--batch-size", "16", "--checkpoint-every", "10", "--no-tensorboard",
-            "--agent.critic-hidden-dims", "8", "--agent.policy-hidden-dims", "8"]
+    args = [
+        "--task",
+        "pointmaze-umaze",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--offline-steps",
+        "20",
+        "--online-steps",
+        "40",
+        "--eval-every",
+        "20",
+        "--dataset-size",
+        "2000",
+        "--eval-episodes",
+        "1",
+        "--updates-per-call",
+        "10",
+        "--batch-size",
+        "16",
+        "--checkpoint-every",
+        "10",
+        "--no-tensorboard",
+        "--agent.critic-hidden-dims",
+        "8",
+        "--agent.policy-hidden-dims",
+        "8",
+    ]
     assert compare.main(args) == 0
     calql_run, cql_run = tmp_path / "runs" / "pointmaze-umaze-calql-s0", tmp_path / "runs" / "pointmaze-umaze-cql-s0"
     finished = (calql_run / "summary.json").stat().st_mtime_ns
@@ -244,15 +353,16 @@ def test_compare_again_skips_finished_runs_and_resumes_unfinished_ones(tmp_path,
     assert "[2/2] cql on pointmaze-umaze, seed 0, resuming" in out
     assert (calql_run / "summary.json").stat().st_mtime_ns == finished
     resumed = json.loads((cql_run / "summary.json").read_text())
-    assert (resumed["offline"], resumed["final"], resumed["regret"]) == (summary["offline"], summary["final"],
-                                                                         summary["regret"])
+    assert (resumed["offline"], resumed["final"], resumed["regret"]) == (
+        summary["offline"],
+        summary["final"],
+        summary["regret"],
+    )
     rows = [json.loads(line) for line in (cql_run / "metrics.jsonl").read_text().splitlines()]
     assert len({(row["phase"], row["step"]) for row in rows}) == len(rows)
 
 
-def _synthetic_run(offline_score: float, online: list[tuple[int, float]], **config) -> "RunData":
-    from calql.reporting.runs import RunData
-
+def _synthetic_run(offline_score: float, online: list[tuple[int, float]], **config) -> RunData:
     rows = [{"phase": "offline/eval", "step": 100, "normalized_score": offline_score}]
     rows += [{"phase": "online/eval", "step": step, "normalized_score": score} for step, score in online]
     settings = {"task": "t", "algo": "calql", "seed": 0, "online_steps": 10_000, "eval_every": 500, **config}
@@ -281,7 +391,16 @@ def test_final_score_is_the_mean_of_the_last_three_evaluations():
 
 
 def test_online_evaluation_grid_has_step_0_dense_start_and_regular_steps():
-    assert online_eval_steps(1000, 400, start_evals=4, start_eval_fraction=0.2) == [0, 50, 100, 150, 200, 400, 800, 1000]
+    assert online_eval_steps(1000, 400, start_evals=4, start_eval_fraction=0.2) == [
+        0,
+        50,
+        100,
+        150,
+        200,
+        400,
+        800,
+        1000,
+    ]
     assert online_eval_steps(1000, 400) == [0, 400, 800, 1000]
     assert online_eval_steps(0, 400, 4) == []
 

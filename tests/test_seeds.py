@@ -12,9 +12,28 @@ from calql.training import checkpoint
 from calql.training.loop import train, train_seeds
 
 SHORT = [
-    "--task", "pointmaze-umaze", "--offline-steps", "150", "--online-steps", "0", "--dataset-size", "4000",
-    "--eval-episodes", "1", "--updates-per-call", "50", "--batch-size", "16",
-    "--agent.critic-hidden-dims", "8", "8", "--agent.policy-hidden-dims", "8", "8", "--agent.num-sampled-actions", "2",
+    "--task",
+    "pointmaze-umaze",
+    "--offline-steps",
+    "150",
+    "--online-steps",
+    "0",
+    "--dataset-size",
+    "4000",
+    "--eval-episodes",
+    "1",
+    "--updates-per-call",
+    "50",
+    "--batch-size",
+    "16",
+    "--agent.critic-hidden-dims",
+    "8",
+    "8",
+    "--agent.policy-hidden-dims",
+    "8",
+    "8",
+    "--agent.num-sampled-actions",
+    "2",
 ]
 
 

@@ -89,14 +89,21 @@ def _first_pid(log: Path) -> int | None:
 def test_a_killed_worker_resumes_its_trial_and_the_sweep_completes(tmp_path):
     spec = _spec(tmp_path, 'tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = [0]\n', offline=600, online=900)
     out = tmp_path / "sweep"
-    driver = subprocess.Popen([sys.executable, "-m", "calql.cli", "sweep", str(spec), "--out", str(out)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "calql.cli", "sweep", str(spec), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         log = out / "trials" / "pointmaze-umaze-calql-s0.log"
         pid = _wait_for(lambda: _first_pid(log), 240, "the trial to start")
         checkpoints = out / "trials" / "pointmaze-umaze-calql-s0" / "checkpoints"
-        _wait_for(lambda: checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()), 240,
-                  "the first checkpoint")
+        _wait_for(
+            lambda: checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()),
+            240,
+            "the first checkpoint",
+        )
         os.kill(pid, signal.SIGKILL)
         output, _ = driver.communicate(timeout=600)
     finally:
@@ -112,14 +119,20 @@ def test_a_killed_worker_resumes_its_trial_and_the_sweep_completes(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["final"] is not None
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ('tasks = ["pointmaze-umaze", "antmaze-hard"]\nmethods = ["calql"]\nseeds = [0]\n', r"tasks\[1\] = 'antmaze-hard'"),
-    ('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = "0, 1"\n', r"field 'seeds' must be a list of ints"),
-    ('tasks = ["pointmaze-umaze"]\nmethods = []\nseeds = [0]\n', r"field 'methods' is empty"),
-    ('tasks = ["pointmaze-umaze"]\nmethods = ["iql"]\nseeds = [0]\n', r"methods\[0\] = 'iql'"),
-    ('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = [0]\nalgos = ["cql"]\n', r"unknown field 'algos'"),
-    ('tasks = ["pointmaze-umaze"\nmethods = ["calql"]\n', r"not valid TOML: .*line 2"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            'tasks = ["pointmaze-umaze", "antmaze-hard"]\nmethods = ["calql"]\nseeds = [0]\n',
+            r"tasks\[1\] = 'antmaze-hard'",
+        ),
+        ('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = "0, 1"\n', r"field 'seeds' must be a list of ints"),
+        ('tasks = ["pointmaze-umaze"]\nmethods = []\nseeds = [0]\n', r"field 'methods' is empty"),
+        ('tasks = ["pointmaze-umaze"]\nmethods = ["iql"]\nseeds = [0]\n', r"methods\[0\] = 'iql'"),
+        ('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = [0]\nalgos = ["cql"]\n', r"unknown field 'algos'"),
+        ('tasks = ["pointmaze-umaze"\nmethods = ["calql"]\n', r"not valid TOML: .*line 2"),
+    ],
+)
 def test_malformed_specs_name_the_field(tmp_path, body, message):
     with pytest.raises(SpecError, match=message):
         _plan(_spec(tmp_path, body))
@@ -127,7 +140,9 @@ def test_malformed_specs_name_the_field(tmp_path, body, message):
 
 def test_a_bad_option_value_is_named(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = [0]\n[options]\noffline-steps = "many"\n')
+    spec.write_text(
+        'tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = [0]\n[options]\noffline-steps = "many"\n'
+    )
     with pytest.raises(SpecError, match="option 'offline-steps' = many"):
         _plan(spec)
     spec.write_text('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = [0]\n[options]\nseed = 3\n')
@@ -145,8 +160,20 @@ def test_dry_run_lists_trials_and_their_state(tmp_path, capsys):
 
 
 def test_command_line_grid_without_a_file(tmp_path, capsys):
-    code = sweep.main(["--tasks", "pointmaze-umaze", "pointmaze-medium", "--methods", "cql", "--seeds", "4",
-                       "--out", str(tmp_path / "s"), "--dry-run"])
+    code = sweep.main(
+        [
+            "--tasks",
+            "pointmaze-umaze",
+            "pointmaze-medium",
+            "--methods",
+            "cql",
+            "--seeds",
+            "4",
+            "--out",
+            str(tmp_path / "s"),
+            "--dry-run",
+        ]
+    )
     assert code == 0
     assert "pointmaze-medium-cql-s4" in capsys.readouterr().out
 
@@ -183,7 +210,20 @@ def test_one_cpu_trials_get_single_threaded_xla(monkeypatch):
 
 
 def test_train_options_with_values_on_the_command_line(tmp_path, capsys):
-    code = sweep.main(["--tasks", "pointmaze-umaze", "--methods", "calql", "--seeds", "0", "--offline-steps", "2000",
-                       "--out", str(tmp_path / "s"), "--dry-run"])
+    code = sweep.main(
+        [
+            "--tasks",
+            "pointmaze-umaze",
+            "--methods",
+            "calql",
+            "--seeds",
+            "0",
+            "--offline-steps",
+            "2000",
+            "--out",
+            str(tmp_path / "s"),
+            "--dry-run",
+        ]
+    )
     assert code == 0
     assert "--offline-steps 2000" in capsys.readouterr().out

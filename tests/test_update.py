@@ -38,8 +38,15 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("config", [TINY, dataclasses.replace(TINY, max_target_backup=False, backup_entropy=True,
-                                                              cql_lagrange=False, cql_importance_sample=False)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY,
+        dataclasses.replace(
+            TINY, max_target_backup=False, backup_entropy=True, cql_lagrange=False, cql_importance_sample=False
+        ),
+    ],
+)
 def test_scanned_update_equals_a_python_loop_of_single_steps(config):
     state = create_agent(jax.random.PRNGKey(0), OBS, ACT, config)
     batches = random_batches(0, 5)
@@ -68,7 +75,9 @@ def test_same_seed_gives_bit_identical_parameters():
     a, b, c = run(7), run(7), run(8)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert not np.array_equal(np.asarray(jax.tree.leaves(a.actor.params)[0]), np.asarray(jax.tree.leaves(c.actor.params)[0]))
+    assert not np.array_equal(
+        np.asarray(jax.tree.leaves(a.actor.params)[0]), np.asarray(jax.tree.leaves(c.actor.params)[0])
+    )
 
 
 def _nonzero(tree) -> list[bool]:
@@ -83,10 +92,13 @@ def test_every_parameter_receives_a_gradient():
     critic_grads = jax.grad(lambda p: _critic_loss(p, state, batch, target, keys)[0])(state.critic.params)
     assert all(_nonzero(critic_grads))
     new_state, _ = update(state, random_batches(3, 1), np.ones(1, bool))
-    for old, new in [(state.actor.params, new_state.actor.params), (state.critic.params, new_state.critic.params),
-                     (state.target_critic_params, new_state.target_critic_params),
-                     (state.log_temperature.params, new_state.log_temperature.params),
-                     (state.log_lagrange.params, new_state.log_lagrange.params)]:
+    for old, new in [
+        (state.actor.params, new_state.actor.params),
+        (state.critic.params, new_state.critic.params),
+        (state.target_critic_params, new_state.target_critic_params),
+        (state.log_temperature.params, new_state.log_temperature.params),
+        (state.log_lagrange.params, new_state.log_lagrange.params),
+    ]:
         assert all(_nonzero(jax.tree.map(jnp.subtract, old, new)))
 
 
@@ -132,13 +144,20 @@ def _bandit(num: int = 512, seed: int = 0) -> Transitions:
 def _q_of_policy_after_training(calibrate: bool, data: Transitions) -> float:
     from calql.agent.acting import deterministic_action
 
-    config = AgentConfig(critic_hidden_dims=(32, 32), policy_hidden_dims=(32, 32), num_sampled_actions=4,
-                         cql_alpha=20.0, cql_lagrange=False, critic_lr=1e-3, policy_lr=1e-3)
+    config = AgentConfig(
+        critic_hidden_dims=(32, 32),
+        policy_hidden_dims=(32, 32),
+        num_sampled_actions=4,
+        cql_alpha=20.0,
+        cql_lagrange=False,
+        critic_lr=1e-3,
+        policy_lr=1e-3,
+    )
     state = create_agent(jax.random.PRNGKey(0), 1, 1, config, calibrate=calibrate)
     rng = np.random.default_rng(0)
     for _ in range(6):
         indices = rng.integers(0, data.size, (50, 64))
-        state, _ = update(state, jax.tree.map(lambda x: x[indices], data), np.ones(50, bool))
+        state, _ = update(state, jax.tree.map(lambda x, rows=indices: x[rows], data), np.ones(50, bool))
     obs = data.observations[:1]
     return float(state.critic.apply_fn(state.critic.params, obs, deterministic_action(state.actor, obs)).min())
 

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
+from test_cli import TINY_RUN
+
 from calql.cli import main
 from calql.training.watch import LagrangeWatch
-
-from test_cli import TINY_RUN
 
 
 def _feed(watch: LagrangeWatch, rows) -> list[str]:
@@ -39,9 +39,22 @@ def test_a_gap_below_the_target_never_warns():
 def test_a_run_whose_multiplier_runs_away_says_so_in_one_line_and_in_its_summary(tmp_path, capsys):
     """A critic (and multiplier) learning rate of 0.01 makes alpha' grow 1000x within ~700 steps
     (records every 100 steps); the tiny maze's gap stays near 2.5, above the 0.8 target."""
-    args = [*TINY_RUN, "--offline-steps", "800", "--online-steps", "0", "--updates-per-call", "10",
-            "--agent.cql-lagrange", "--agent.cql-target-action-gap", "0.8", "--agent.critic-lr", "0.01",
-            "--run-dir", str(tmp_path)]
+    args = [
+        *TINY_RUN,
+        "--offline-steps",
+        "800",
+        "--online-steps",
+        "0",
+        "--updates-per-call",
+        "10",
+        "--agent.cql-lagrange",
+        "--agent.cql-target-action-gap",
+        "0.8",
+        "--agent.critic-lr",
+        "0.01",
+        "--run-dir",
+        str(tmp_path),
+    ]
     assert main(["train", *args]) == 0
     out = capsys.readouterr().out
     warnings = [line for line in out.splitlines() if "Lagrange multiplier" in line]

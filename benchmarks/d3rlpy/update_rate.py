@@ -62,10 +62,26 @@ from d3rlpy.torch_utility import TorchMiniBatch
 
 # shapes, networks and CQL weight of each setting; episodes up to max_episode steps
 SETTINGS = {
-    "antmaze": {"obs_dim": 29, "action_dim": 8, "critic": (256, 256, 256, 256), "policy": (256, 256),
-                "cql_alpha": 5.0, "lagrange": True, "target_gap": 0.8, "max_episode": 1000},
-    "adroit": {"obs_dim": 39, "action_dim": 28, "critic": (512, 512, 512), "policy": (512, 512),
-               "cql_alpha": 1.0, "lagrange": False, "target_gap": 0.0, "max_episode": 200},
+    "antmaze": {
+        "obs_dim": 29,
+        "action_dim": 8,
+        "critic": (256, 256, 256, 256),
+        "policy": (256, 256),
+        "cql_alpha": 5.0,
+        "lagrange": True,
+        "target_gap": 0.8,
+        "max_episode": 1000,
+    },
+    "adroit": {
+        "obs_dim": 39,
+        "action_dim": 28,
+        "critic": (512, 512, 512),
+        "policy": (512, 512),
+        "cql_alpha": 1.0,
+        "lagrange": False,
+        "target_gap": 0.0,
+        "max_episode": 200,
+    },
 }
 R_NEG, R_POS, GAMMA = -5.0, 5.0, 0.99  # rewards after the {-5, +5} transform of both families
 
@@ -117,7 +133,11 @@ def synthetic_dataset(name: str, size: int, seed: int) -> MDPDataset:
             timeouts[end] = 1.0
         start = end + 1
     return MDPDataset(
-        observations, actions, rewards, terminals, timeouts,
+        observations,
+        actions,
+        rewards,
+        terminals,
+        timeouts,
         transition_picker=SparseRewardTransitionPicker(failure_return=R_NEG / (1 - GAMMA), step_reward=R_NEG),
     )
 
@@ -144,8 +164,9 @@ def main() -> None:
     batches = [dataset.sample_transition_batch(config.batch_size) for _ in range(args.batches)]
     if args.path == "impl":
         torch_batches = [
-            TorchMiniBatch.from_batch(batch, gamma=config.gamma, compute_returns_to_go=algo.need_returns_to_go,
-                                      device=algo._device)
+            TorchMiniBatch.from_batch(
+                batch, gamma=config.gamma, compute_returns_to_go=algo.need_returns_to_go, device=algo._device
+            )
             for batch in batches
         ]
         step = 0
@@ -155,6 +176,7 @@ def main() -> None:
             algo.impl.update(torch_batches[i % len(torch_batches)], step)
             step += 1
     else:
+
         def one_update(i: int) -> None:
             algo.update(batches[i % len(batches)])
 
@@ -175,11 +197,21 @@ def main() -> None:
             if elapsed >= args.window_seconds:
                 break
         rates.append(count / elapsed)
-    print(json.dumps({
-        "setting": args.setting, "updates_per_s": statistics.median(rates), "windows": rates,
-        "torch": torch.__version__, "d3rlpy": d3rlpy.__version__, "threads": torch.get_num_threads(),
-        "path": args.path, "warmup_s": warmup_s, "updates_timed": i - args.warmup,
-    }))
+    print(
+        json.dumps(
+            {
+                "setting": args.setting,
+                "updates_per_s": statistics.median(rates),
+                "windows": rates,
+                "torch": torch.__version__,
+                "d3rlpy": d3rlpy.__version__,
+                "threads": torch.get_num_threads(),
+                "path": args.path,
+                "warmup_s": warmup_s,
+                "updates_timed": i - args.warmup,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

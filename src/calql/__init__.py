@@ -10,9 +10,9 @@ stays quick (JAX and MuJoCo load with calql.train and friends, not before).
 
 import importlib
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it the same)
-
 from calql.version import __version__
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it the same)
 
 _LAZY = {
     **dict.fromkeys(("config_for", "train", "train_seeds", "evaluate", "load_agent", "RunResult"), "calql.api"),
@@ -22,10 +22,10 @@ _LAZY = {
 """Public name -> the module that defines it."""
 __all__ = ["__version__", *_LAZY]
 
-if TYPE_CHECKING:  # what editors and type checkers see
-    from calql.api import RunResult, config_for, evaluate, load_agent, train, train_seeds
-    from calql.config import PRESETS, AgentConfig, ConfigError, TrainConfig
-    from calql.evaluation import Estimate, Evaluation, Policy
+if TYPE_CHECKING:  # what editors and type checkers see; re-exported through __all__ and __getattr__
+    from calql.api import RunResult, config_for, evaluate, load_agent, train, train_seeds  # noqa: F401
+    from calql.config import PRESETS, AgentConfig, ConfigError, TrainConfig  # noqa: F401
+    from calql.evaluation import Estimate, Evaluation, Policy  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -48,8 +48,9 @@ def train(config: TrainConfig, report: Report | None = None, console: Console | 
     return loop.train(config, report=report or _silent, console=console)
 
 
-def train_seeds(config: TrainConfig, seeds: list[int], report: Report | None = None,
-                console: Console | None = None) -> list[RunResult]:
+def train_seeds(
+    config: TrainConfig, seeds: list[int], report: Report | None = None, console: Console | None = None
+) -> list[RunResult]:
     """Several independent seeds of config trained in one process with one vmapped update; one
     run directory and RunResult per seed."""
     return loop.train_seeds(config, list(seeds), report=report or _silent, console=console)

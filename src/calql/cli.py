@@ -18,8 +18,14 @@ COMMANDS = {
     "sweep": "run a grid of tasks x methods x seeds on Ray (local or a cluster), resumable, with a report",
 }
 # Commands implemented in calql.commands.<module>.main(args) -> exit code.
-COMMAND_MODULES = {"train": "train", "eval": "evaluate", "plot": "plot", "compare": "compare", "datasets": "datasets",
-                   "sweep": "sweep"}
+COMMAND_MODULES = {
+    "train": "train",
+    "eval": "evaluate",
+    "plot": "plot",
+    "compare": "compare",
+    "datasets": "datasets",
+    "sweep": "sweep",
+}
 USAGE = f"usage: calql {{{','.join(COMMANDS)}}} [--help] ...\n" + "\n".join(
     f"  {name}: {doc}" for name, doc in COMMANDS.items()
 )

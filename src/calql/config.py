@@ -150,36 +150,63 @@ def _preset(agent: AgentConfig, **train) -> TrainConfig:
 
 # docs/algorithm.md section 6 (authors' run scripts). Reward transforms belong to the task.
 _ADROIT_AGENT = AgentConfig(
-    critic_hidden_dims=(512, 512, 512), policy_hidden_dims=(512, 512), cql_alpha=1.0, cql_lagrange=False,
+    critic_hidden_dims=(512, 512, 512),
+    policy_hidden_dims=(512, 512),
+    cql_alpha=1.0,
+    cql_lagrange=False,
 )
 PRESETS: dict[str, TrainConfig] = {
     "antmaze": _preset(
         AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
-        offline_steps=1_000_000, online_steps=1_000_000, mixing_ratio=0.5,
-        eval_every=2_000, eval_episodes=20, offline_eval_every=50_000,
+        offline_steps=1_000_000,
+        online_steps=1_000_000,
+        mixing_ratio=0.5,
+        eval_every=2_000,
+        eval_episodes=20,
+        offline_eval_every=50_000,
     ),
     # door and relocate; pen fine-tunes for 200k environment steps.
     "adroit": _preset(
-        _ADROIT_AGENT, offline_steps=20_000, online_steps=1_000_000, mixing_ratio=0.5,
-        eval_every=2_000, eval_episodes=20, offline_eval_every=2_000,
+        _ADROIT_AGENT,
+        offline_steps=20_000,
+        online_steps=1_000_000,
+        mixing_ratio=0.5,
+        eval_every=2_000,
+        eval_episodes=20,
+        offline_eval_every=2_000,
     ),
     "adroit-pen": _preset(
-        _ADROIT_AGENT, offline_steps=20_000, online_steps=200_000, mixing_ratio=0.5,
-        eval_every=2_000, eval_episodes=20, offline_eval_every=2_000,
+        _ADROIT_AGENT,
+        offline_steps=20_000,
+        online_steps=200_000,
+        mixing_ratio=0.5,
+        eval_every=2_000,
+        eval_episodes=20,
+        offline_eval_every=2_000,
     ),
     "kitchen": _preset(
         AgentConfig(
-            critic_hidden_dims=(512, 512, 512), policy_hidden_dims=(512, 512, 512),
-            cql_alpha=5.0, cql_lagrange=False, cql_importance_sample=False,
+            critic_hidden_dims=(512, 512, 512),
+            policy_hidden_dims=(512, 512, 512),
+            cql_alpha=5.0,
+            cql_lagrange=False,
+            cql_importance_sample=False,
         ),
-        offline_steps=500_000, online_steps=1_500_000, mixing_ratio=0.25,
-        eval_every=5_000, eval_episodes=20, offline_eval_every=50_000,
+        offline_steps=500_000,
+        online_steps=1_500_000,
+        mixing_ratio=0.25,
+        eval_every=5_000,
+        eval_episodes=20,
+        offline_eval_every=50_000,
     ),
     # OGBench manipulation with locally generated oracle data (~250 steps/s to generate here, so
     # a smaller default dataset); otherwise AntMaze's sparse-reward settings.
     "manipulation": _preset(
         AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
-        offline_steps=1_000_000, online_steps=1_000_000, mixing_ratio=0.5, dataset_size=100_000,
+        offline_steps=1_000_000,
+        online_steps=1_000_000,
+        mixing_ratio=0.5,
+        dataset_size=100_000,
     ),
     # The built-in task: AntMaze's column with networks and budgets small enough to run
     # end to end on 2 CPU cores in a few minutes, and a fixed CQL weight (as the authors' Adroit
@@ -188,17 +215,25 @@ PRESETS: dict[str, TrainConfig] = {
     # without bound (probe in docs/algorithm.md section 5).
     "pointmaze": _preset(
         AgentConfig(
-            critic_hidden_dims=(64, 64), policy_hidden_dims=(64, 64),
-            cql_alpha=5.0, cql_lagrange=False,
+            critic_hidden_dims=(64, 64),
+            policy_hidden_dims=(64, 64),
+            cql_alpha=5.0,
+            cql_lagrange=False,
         ),
-        offline_steps=10_000, online_steps=20_000, mixing_ratio=0.5,
-        dataset_size=200_000, eval_every=2_000, offline_eval_every=2_000, eval_episodes=20,
+        offline_steps=10_000,
+        online_steps=20_000,
+        mixing_ratio=0.5,
+        dataset_size=200_000,
+        eval_every=2_000,
+        offline_eval_every=2_000,
+        eval_episodes=20,
     ),
 }
 
 
-def online_eval_steps(online_steps: int, eval_every: int, start_evals: int = 0,
-                      start_eval_fraction: float = 0.2) -> list[int]:
+def online_eval_steps(
+    online_steps: int, eval_every: int, start_evals: int = 0, start_eval_fraction: float = 0.2
+) -> list[int]:
     """The nominal online steps of the evaluations, sorted: 0 (the pre-trained policy), the
     `start_evals` dense ones over the first `start_eval_fraction` of fine-tuning, every multiple of
     `eval_every`, and the end. An evaluation due at step s runs when the episode that passes s ends."""
@@ -316,12 +351,22 @@ def validate(config: TrainConfig) -> TrainConfig:
         value = getattr(config, name)
         _check(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
     _check(config.reference in ("mc", "learned"), f"--reference: unknown {config.reference!r}; accepted: mc, learned")
-    for name in ("batch_size", "utd", "reference_steps", "eval_every", "eval_episodes", "dataset_size", "updates_per_call"):
+    for name in (
+        "batch_size",
+        "utd",
+        "reference_steps",
+        "eval_every",
+        "eval_episodes",
+        "dataset_size",
+        "updates_per_call",
+    ):
         value = getattr(config, name)
         _check(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}")
     _check(config.start_evals >= 0, f"--start-evals must be >= 0, got {config.start_evals}")
-    _check(0.0 < config.start_eval_fraction <= 1.0,
-           f"--start-eval-fraction must be in (0, 1], got {config.start_eval_fraction}")
+    _check(
+        0.0 < config.start_eval_fraction <= 1.0,
+        f"--start-eval-fraction must be in (0, 1], got {config.start_eval_fraction}",
+    )
     _check(config.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {config.checkpoint_every}")
     _check(config.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
     _check(config.offline_eval_every >= 0, f"--offline-eval-every must be >= 0, got {config.offline_eval_every}")

@@ -12,23 +12,31 @@ def print_summary(result, config: TrainConfig, console: Console) -> None:
     table = Table(title=f"{config.algo} on {config.task} (seed {config.seed})")
     for column in ("", "success rate", "normalized score"):
         table.add_column(column, justify="right")
-    table.add_row("after offline pre-training", f"{result.offline['success']:.2f}",
-                  f"{result.offline['normalized_score']:.1f}")
-    table.add_row("after online fine-tuning", f"{result.final['success']:.2f}", f"{result.final['normalized_score']:.1f}")
+    table.add_row(
+        "after offline pre-training", f"{result.offline['success']:.2f}", f"{result.offline['normalized_score']:.1f}"
+    )
+    table.add_row(
+        "after online fine-tuning", f"{result.final['success']:.2f}", f"{result.final['normalized_score']:.1f}"
+    )
     console.print(table)
-    console.print(f"cumulative regret: {result.regret:.3f}   wall time: {result.wall_time:.0f} s   "
-                  f"run directory: {result.run_dir}")
+    console.print(
+        f"cumulative regret: {result.regret:.3f}   wall time: {result.wall_time:.0f} s   "
+        f"run directory: {result.run_dir}"
+    )
 
 
 def report_line(console: Console):
     """One printed line per evaluation (the `report` callback of calql.train)."""
+
     def report(row: dict) -> None:
         extra = f"  regret {row['cumulative_regret']:.3f}" if "cumulative_regret" in row else ""
         console.print(
-            f"[seed {row['seed']} {row['phase']} step {row['step']}] success {row['success']:.2f}  score {row['normalized_score']:.1f}  "
+            f"[seed {row['seed']} {row['phase']} step {row['step']}] success {row['success']:.2f}  "
+            f"score {row['normalized_score']:.1f}  "
             f"Q(s,a) {row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f} "
             f"({100 * row['calibration/q_below_return']:.0f}% below){extra}",
-            markup=False, soft_wrap=True,
+            markup=False,
+            soft_wrap=True,
         )
 
     return report

@@ -21,7 +21,6 @@ from calql.training.metrics import CONFIG_FILE, read_config
 from calql.training.rollout import Episode, run_episode
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Policy:
     """A trained actor with the configuration and task it was trained on."""
@@ -88,14 +87,22 @@ def load_policy(path: str | Path) -> Policy:
     config = config_from_dict(read_config(run_dir))
     task = bind(get_task(config.task), config.dataset, config.filter_dataset)
     probe = task.make_env(config.seed)
-    template = create_agent(jax.random.PRNGKey(0), probe.observation_space.shape[0], probe.action_space.shape[0],
-                            config.agent, calibrate=config.algo == "calql")
+    template = create_agent(
+        jax.random.PRNGKey(0),
+        probe.observation_space.shape[0],
+        probe.action_space.shape[0],
+        config.agent,
+        calibrate=config.algo == "calql",
+    )
     probe.close()
     mgr = checkpoint.manager(run_dir, config.keep_checkpoints)
     restored = checkpoint.restore_latest(mgr, template, step)
     mgr.close()
     if restored is None:
-        raise CalqlError(f"{run_dir}: no readable checkpoint{'' if step is None else f' {step}'}; was the run started with calql >= 0.1 and did it save one?")
+        raise CalqlError(
+            f"{run_dir}: no readable checkpoint{'' if step is None else f' {step}'}; "
+            "was the run started with calql >= 0.1 and did it save one?"
+        )
     return Policy(config, task, restored[0])
 
 
@@ -107,6 +114,7 @@ def _enable_rgb_rendering(env) -> None:
 
 def _run_episodes(env, policy: Policy, episodes: int, frames: list | None) -> list[Episode]:
     """Deterministic episodes; with a frames list, each step's rendered frame is appended to it."""
+
     def act(observation):
         if frames is not None:
             frames.append(env.unwrapped.render())
@@ -115,7 +123,9 @@ def _run_episodes(env, policy: Policy, episodes: int, frames: list | None) -> li
     return [run_episode(env, act, score_key=policy.task.score_reward_info) for _ in range(episodes)]
 
 
-def evaluate_run(path: str | Path, episodes: int = 20, seed: int = 12345, video: str | Path | None = None) -> Evaluation:
+def evaluate_run(
+    path: str | Path, episodes: int = 20, seed: int = 12345, video: str | Path | None = None
+) -> Evaluation:
     """Run `episodes` deterministic episodes of a run's policy (see load_policy for `path`) in an
     environment seeded with `seed`; `video` records them to a .gif or .mp4 file (MuJoCo rendering
     needs MUJOCO_GL, e.g. "egl", set before MuJoCo is first imported)."""
@@ -136,5 +146,6 @@ def evaluate_run(path: str | Path, episodes: int = 20, seed: int = 12345, video:
     returns = np.array([r.raw_return for r in results])
     scores = np.asarray(policy.task.normalized_score(np.array([r.score_return for r in results])), np.float64)
     successes = np.array([float(r.success) for r in results])
-    return Evaluation(policy.config.task, policy.config.algo, episodes, _estimate(returns), _estimate(scores),
-                      _estimate(successes))
+    return Evaluation(
+        policy.config.task, policy.config.algo, episodes, _estimate(returns), _estimate(scores), _estimate(successes)
+    )

@@ -97,8 +97,11 @@ def _parse_one(group: list[str]) -> TrainConfig:
         except SystemExit:
             pass
     name = group[0][2:].split("=", 1)[0]
-    raise OptionError(name, " ".join(group[1:]) or "(flag)",
-                      "not accepted by calql train (see `calql train --help` for its name and type)")
+    raise OptionError(
+        name,
+        " ".join(group[1:]) or "(flag)",
+        "not accepted by calql train (see `calql train --help` for its name and type)",
+    )
 
 
 def train_overrides(args: list[str]) -> dict:

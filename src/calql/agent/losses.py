@@ -76,9 +76,7 @@ def cql_gap(ood: jax.Array, q_data: jax.Array, clip_min: float, clip_max: float)
     return jnp.mean(jnp.clip(ood - q_data, clip_min, clip_max), axis=-1)
 
 
-def cql_penalty(
-    gap: jax.Array, alpha: float, lagrange_multiplier: jax.Array | None, target_gap: float
-) -> jax.Array:
+def cql_penalty(gap: jax.Array, alpha: float, lagrange_multiplier: jax.Array | None, target_gap: float) -> jax.Array:
     """Per-critic CQL loss: alpha * gap, or alpha' * alpha * (gap - target) with Lagrange."""
     if lagrange_multiplier is None:
         return alpha * gap
@@ -93,9 +91,7 @@ def lagrange_multiplier(log_alpha_prime: jax.Array) -> jax.Array:
     return jnp.clip(jnp.exp(log_alpha_prime), 0.0, LAGRANGE_MULTIPLIER_MAX)
 
 
-def lagrange_loss(
-    log_alpha_prime: jax.Array, gap: jax.Array, alpha: float, target_gap: float
-) -> jax.Array:
+def lagrange_loss(log_alpha_prime: jax.Array, gap: jax.Array, alpha: float, target_gap: float) -> jax.Array:
     """Multiplier loss -(mean over critics of alpha' alpha (gap - target)): alpha' grows while
     the gap exceeds its target and shrinks below it. gap: (E,), without gradient."""
     multiplier = lagrange_multiplier(log_alpha_prime)

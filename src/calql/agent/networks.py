@@ -26,7 +26,9 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        hidden_init = nn.initializers.orthogonal(np.sqrt(2.0)) if self.orthogonal_init else nn.linear.default_kernel_init
+        hidden_init = (
+            nn.initializers.orthogonal(np.sqrt(2.0)) if self.orthogonal_init else nn.linear.default_kernel_init
+        )
         out_init = nn.initializers.orthogonal(1e-2) if self.orthogonal_init else nn.linear.default_kernel_init
         for width in self.hidden_dims:
             x = nn.Dense(width, kernel_init=hidden_init, bias_init=nn.initializers.zeros)(x)

@@ -50,14 +50,22 @@ def _network(hidden_dims: tuple[int, ...], layer_norm: bool, orthogonal_init: bo
 
 
 def create_reference(
-    key: jax.Array, obs_dim: int, hidden_dims: tuple[int, ...], learning_rate: float, discount: float, tau: float,
-    layer_norm: bool = False, orthogonal_init: bool = True,
+    key: jax.Array,
+    obs_dim: int,
+    hidden_dims: tuple[int, ...],
+    learning_rate: float,
+    discount: float,
+    tau: float,
+    layer_norm: bool = False,
+    orthogonal_init: bool = True,
 ) -> ReferenceState:
     network = _network(tuple(hidden_dims), layer_norm, orthogonal_init)
     params = network.init(key, jnp.zeros((1, obs_dim), jnp.float32))
     return ReferenceState(
         value=TrainState.create(apply_fn=network.apply, params=params, tx=adam(learning_rate)),
-        target_params=params, discount=discount, tau=tau,
+        target_params=params,
+        discount=discount,
+        tau=tau,
     )
 
 

@@ -31,7 +31,7 @@ class AgentState(struct.PyTreeNode):
 
     @property
     def action_dim(self) -> int:
-        return self.actor.apply_fn.__self__.action_dim
+        return self.actor.apply_fn.__self__.action_dim  # type: ignore[attr-defined]  # apply_fn is the policy's bound apply
 
     @property
     def target_entropy(self) -> float:
@@ -65,8 +65,12 @@ def create_agent(
     actor_key, critic_key, rng = jax.random.split(key, 3)
     obs = jnp.zeros((1, obs_dim), jnp.float32)
     actions = jnp.zeros((1, action_dim), jnp.float32)
-    policy = _cached(TanhGaussianPolicy, config.policy_hidden_dims, action_dim, config.layer_norm, config.orthogonal_init)
-    critic = _cached(CriticEnsemble, config.critic_hidden_dims, config.num_critics, config.layer_norm, config.orthogonal_init)
+    policy = _cached(
+        TanhGaussianPolicy, config.policy_hidden_dims, action_dim, config.layer_norm, config.orthogonal_init
+    )
+    critic = _cached(
+        CriticEnsemble, config.critic_hidden_dims, config.num_critics, config.layer_norm, config.orthogonal_init
+    )
     actor_params = policy.init(actor_key, obs)
     critic_params = critic.init(critic_key, obs, actions)
     return AgentState(

@@ -43,7 +43,9 @@ def _td_target(state: AgentState, batch: Transitions, key: jax.Array) -> jax.Arr
     )
 
 
-def _critic_loss(critic_params, state: AgentState, batch: Transitions, target: jax.Array, keys) -> tuple[jax.Array, Metrics]:
+def _critic_loss(
+    critic_params, state: AgentState, batch: Transitions, target: jax.Array, keys
+) -> tuple[jax.Array, tuple[Metrics, jax.Array]]:
     """Sum over critics of TD loss + CQL penalty, with the Cal-QL step on policy actions."""
     cfg = state.config
     batch_size, action_dim = batch.actions.shape
@@ -114,7 +116,9 @@ def update_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metr
         critic=critic,
         target_critic_params=optax.incremental_update(critic.params, state.target_critic_params, cfg.tau),
         log_temperature=state.log_temperature.apply_gradients(grads=temperature_grad),
-        log_lagrange=state.log_lagrange.apply_gradients(grads=lagrange_grad) if cfg.cql_lagrange else state.log_lagrange,
+        log_lagrange=state.log_lagrange.apply_gradients(grads=lagrange_grad)
+        if cfg.cql_lagrange
+        else state.log_lagrange,
         rng=rng,
     )
     metrics = {
@@ -158,9 +162,7 @@ update = jax.jit(scan_updates)
 
 
 @jax.jit
-def update_seeds(
-    states: list[AgentState], batches: Transitions, active: jax.Array
-) -> tuple[list[AgentState], Metrics]:
+def update_seeds(states: list[AgentState], batches: Transitions, active: jax.Array) -> tuple[list[AgentState], Metrics]:
     """S independent agents in one compiled, vmapped call: batches (S, U, B, ...), active (S, U).
 
     Takes and returns a list of per-seed states, stacking and splitting inside the compiled
@@ -168,4 +170,4 @@ def update_seeds(
     """
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
     stacked, metrics = jax.vmap(scan_updates)(stacked, batches, active)
-    return [jax.tree.map(lambda leaf: leaf[i], stacked) for i in range(len(states))], metrics
+    return [jax.tree.map(lambda leaf, i=i: leaf[i], stacked) for i in range(len(states))], metrics

@@ -26,14 +26,21 @@ class CompareUsageError(CalqlError):
 
 def build_parser(prog: str = "calql compare") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, allow_abbrev=False,
+        prog=prog,
+        allow_abbrev=False,
         description="Train Cal-QL and CQL with seeds 0..N-1 on each task (every run uses the same dataset: "
         "--dataset-seed is shared), then write figures, results.csv and report.md. Running the same command "
         "again skips finished runs and resumes interrupted ones. Any other option is passed to `calql train` "
         "for every run (see `calql train --help`), except --algo, --seed, --run-dir, --run-name and --resume.",
     )
-    parser.add_argument("--task", nargs="+", action="extend", required=True, metavar="TASK",
-                        help="task(s) to compare on; with several, the report adds IQM and probability of improvement")
+    parser.add_argument(
+        "--task",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="TASK",
+        help="task(s) to compare on; with several, the report adds IQM and probability of improvement",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per algorithm (default: 3)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/compare-<time>); runs go to OUT/runs")
     return parser
@@ -66,13 +73,17 @@ def plan(args: list[str]):
     out = Path(options.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     grid = Grid(tasks, COMPARED, tuple(range(options.seeds)), train_overrides(train_options))
     runs = str(out / RUNS_FOLDER)
-    return out, [dataclasses.replace(t, config=dataclasses.replace(t.config, run_dir=runs))
-                 for t in trials(grid, "command line")]
+    return out, [
+        dataclasses.replace(t, config=dataclasses.replace(t.config, run_dir=runs)) for t in trials(grid, "command line")
+    ]
 
 
 def _eval_line(row: dict) -> None:
-    print(f"  {row['phase']} step {row['step']}: score {row['normalized_score']:.1f}, Q on data "
-          f"{row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}", flush=True)
+    print(
+        f"  {row['phase']} step {row['step']}: score {row['normalized_score']:.1f}, Q on data "
+        f"{row['calibration/q_data']:.1f} vs MC return {row['calibration/mc_return']:.1f}",
+        flush=True,
+    )
 
 
 def _run_all(runs_dir: Path, trials) -> list[Path]:
@@ -89,9 +100,12 @@ def _run_all(runs_dir: Path, trials) -> list[Path]:
             api.train(placed(runs_dir, trial, state), report=_eval_line)
         run_dir = trial_paths(runs_dir, trial)[0]
         summary = read_summary(run_dir)
-        print(f"  score {summary['offline']['normalized_score']:.1f} after pre-training -> "
-              f"{summary['final']['normalized_score']:.1f} after fine-tuning, regret {summary['regret']:.3f}, "
-              f"{summary['wall_time']:.0f} s", flush=True)
+        print(
+            f"  score {summary['offline']['normalized_score']:.1f} after pre-training -> "
+            f"{summary['final']['normalized_score']:.1f} after fine-tuning, regret {summary['regret']:.3f}, "
+            f"{summary['wall_time']:.0f} s",
+            flush=True,
+        )
         run_dirs.append(run_dir)
     return run_dirs
 

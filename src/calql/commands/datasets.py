@@ -53,28 +53,37 @@ def list_command() -> int:
     import minari
 
     local = minari.list_local_datasets()
-    print(f"local Minari datasets in {sources.minari_root()}:" if local else
-          f"no local Minari datasets in {sources.minari_root()} (copy them there, or set MINARI_DATASETS_PATH)")
+    print(
+        f"local Minari datasets in {sources.minari_root()}:"
+        if local
+        else f"no local Minari datasets in {sources.minari_root()} (copy them there, or set MINARI_DATASETS_PATH)"
+    )
     for dataset_id, meta in sorted(local.items()):
         task = registry.guess_task(dataset_id) or "?"
-        print(f"  {dataset_id:<48} {int(meta['total_steps']):>10,} transitions {int(meta['total_episodes']):>7,} "
-              f"episodes   task {task}")
+        print(
+            f"  {dataset_id:<48} {int(meta['total_steps']):>10,} transitions {int(meta['total_episodes']):>7,} "
+            f"episodes   task {task}"
+        )
     return 0
 
 
 def generate_command(name: str, size: int | None, seed: int) -> int:
     task = registry.get_task(name)
     if not task.builtin:
-        raise DatasetError(f"{name} has no built-in dataset (it reads {task.default_dataset} or a D4RL file); "
-                           f"built-in: {', '.join(_builtin_names())}")
+        raise DatasetError(
+            f"{name} has no built-in dataset (it reads {task.default_dataset} or a D4RL file); "
+            f"built-in: {', '.join(_builtin_names())}"
+        )
     size = _default_size(task) if size is None else size
     if size < 1:
         raise DatasetError(f"--size must be >= 1, got {size}")
     start = time.perf_counter()
     data = task.load_dataset(size, seed)
     seconds = time.perf_counter() - start
-    print(f"{name}: {len(data['rewards']):,} transitions (seed {seed}) in {seconds:.1f} s "
-          f"({len(data['rewards']) / max(seconds, 1e-9):,.0f} transitions/s, cached after the first run)")
+    print(
+        f"{name}: {len(data['rewards']):,} transitions (seed {seed}) in {seconds:.1f} s "
+        f"({len(data['rewards']) / max(seconds, 1e-9):,.0f} transitions/s, cached after the first run)"
+    )
     return 0
 
 
@@ -84,8 +93,9 @@ def _resolve(source: str, task_name: str | None) -> tuple[registry.Task, str]:
         return registry.TASKS[source], "builtin"
     task_name = task_name or registry.guess_task(source)
     if task_name is None:
-        raise DatasetError(f"cannot tell which task {source!r} belongs to; add --task NAME "
-                           f"({', '.join(registry.task_names())})")
+        raise DatasetError(
+            f"cannot tell which task {source!r} belongs to; add --task NAME ({', '.join(registry.task_names())})"
+        )
     return registry.get_task(task_name), source
 
 
@@ -100,8 +110,14 @@ def describe(data: dict[str, np.ndarray], task: registry.Task) -> dict[str, floa
     if task.sparse_reward:
         successes = np.add.reduceat((data["rewards"] != task.failure_reward).astype(np.int64), starts)
         stats["success fraction (episodes)"] = float(np.mean(successes > 0))
-    stats.update({"return mean": float(returns.mean()), "return min": float(returns.min()),
-                  "return max": float(returns.max()), "terminal fraction": float(data["terminals"].mean())})
+    stats.update(
+        {
+            "return mean": float(returns.mean()),
+            "return min": float(returns.min()),
+            "return max": float(returns.max()),
+            "terminal fraction": float(data["terminals"].mean()),
+        }
+    )
     ends = trajectory_ends(data["terminals"], data["timeouts"], data["observations"], data["next_observations"])
     stats["trajectories (MC returns)"] = int(ends.sum())
     return stats
@@ -119,10 +135,13 @@ def info_command(source: str, task_name: str | None, size: int | None, seed: int
     for key, value in describe(data, task).items():
         print(f"  {key:<34} {value:,.4g}" if isinstance(value, float) else f"  {key:<34} {value:,}")
     print(f"  {'observations / actions':<34} {data['observations'].shape[1]} / {data['actions'].shape[1]} floats")
-    print(f"  {'environment':<34} matches {env_id}: observations {env.observation_space.shape}, "
-          f"actions {env.action_space.shape} in [{env.action_space.low.min():g}, {env.action_space.high.max():g}]")
+    print(
+        f"  {'environment':<34} matches {env_id}: observations {env.observation_space.shape}, "
+        f"actions {env.action_space.shape} in [{env.action_space.low.min():g}, {env.action_space.high.max():g}]"
+    )
     if task.filter_by_default and task.dataset_filter is not None:
-        print(f"  {'filter':<34} {'off (--no-filter)' if no_filter else 'on: the authors filtering (docs/algorithm.md section 7)'}")
+        state = "off (--no-filter)" if no_filter else "on: the authors filtering (docs/algorithm.md section 7)"
+        print(f"  {'filter':<34} {state}")
     env.close()
     return 0
 

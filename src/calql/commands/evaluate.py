@@ -10,8 +10,9 @@ from pathlib import Path
 
 
 def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="calql eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="calql eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", type=Path, help="a run directory (newest checkpoint) or RUN_DIR/checkpoints/STEP")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes (deterministic policy)")
     parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation environment")
@@ -23,8 +24,11 @@ def main(args: list[str]) -> int:
 
     result = evaluate_run(options.path, options.episodes, options.seed, options.video)
     print(f"{result.algo} on {result.task}, {result.episodes} episodes (mean [95% bootstrap CI]):")
-    for name, (mean, low, high) in (("return", result.returns), ("normalized_score", result.normalized_score),
-                                    ("success", result.success)):
+    for name, (mean, low, high) in (
+        ("return", result.returns),
+        ("normalized_score", result.normalized_score),
+        ("success", result.success),
+    ):
         print(f"  {name:17s} {mean:8.3f}  [{low:.3f}, {high:.3f}]")
     if options.video is not None:
         print(f"  video: {options.video}")

@@ -16,8 +16,12 @@ DESCRIPTION = (
 
 def build_parser(prog: str = "calql plot") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, allow_abbrev=False)
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                        help="a run directory of `calql train`, or a folder of them (e.g. runs/)")
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="a run directory of `calql train`, or a folder of them (e.g. runs/)",
+    )
     parser.add_argument("--out", default="plots", help="output folder (default: plots)")
     return parser
 

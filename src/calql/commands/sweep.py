@@ -15,7 +15,8 @@ REPORT_FOLDER = "report"
 
 def build_parser(prog: str = "calql sweep", with_spec: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, allow_abbrev=False,
+        prog=prog,
+        allow_abbrev=False,
         description="Run every (task, method, seed) trial of a grid as its own `calql train` run on Ray, then "
         "write a report (per task and method: offline and fine-tuned normalized score, cumulative regret and "
         "fine-tuning dip with 95%% bootstrap intervals; across tasks: IQM and probability of improvement). "
@@ -24,18 +25,29 @@ def build_parser(prog: str = "calql sweep", with_spec: bool = True) -> argparse.
         "specification's [options].",
     )
     if with_spec:  # for --help; _parse takes the specification off the front itself
-        parser.add_argument("spec", nargs="?", help="sweep specification (TOML: tasks, methods, seeds, [options]); "
-                            "if given, it comes first")
+        parser.add_argument(
+            "spec",
+            nargs="?",
+            help="sweep specification (TOML: tasks, methods, seeds, [options]); if given, it comes first",
+        )
     parser.add_argument("--tasks", nargs="+", help="tasks (override the specification's)")
-    parser.add_argument("--methods", nargs="+", help="methods: calql, calql-learned, cql (override the specification's)")
+    parser.add_argument(
+        "--methods", nargs="+", help="methods: calql, calql-learned, cql (override the specification's)"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (override the specification's)")
     parser.add_argument("--out", help="sweep folder (default: runs/sweeps/<spec file name>, or a dated one)")
-    parser.add_argument("--address", help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of "
-                        "starting a local Ray sized to this machine")
+    parser.add_argument(
+        "--address",
+        help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of starting a local Ray sized to this machine",
+    )
     parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial (default 1)")
     parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial (default 0)")
-    parser.add_argument("--max-retries", type=int, default=3,
-                        help="times Ray reruns a trial whose worker died; each rerun resumes it (default 3)")
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=3,
+        help="times Ray reruns a trial whose worker died; each rerun resumes it (default 3)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the trials and what would happen; run nothing")
     parser.add_argument("--report", metavar="SWEEP_DIR", help="only (re)write the report of this sweep folder")
     return parser
@@ -69,10 +81,18 @@ def plan(args: list[str]):
     else:
         where, grid = "command line", Grid((), (), (), {})
     file_options, overrides = grid.options, command_line_overrides(train_options)
-    grid = Grid(tuple(options.tasks or grid.tasks), tuple(options.methods or grid.methods),
-                tuple(options.seeds if options.seeds is not None else grid.seeds), merged(file_options, overrides))
+    grid = Grid(
+        tuple(options.tasks or grid.tasks),
+        tuple(options.methods or grid.methods),
+        tuple(options.seeds if options.seeds is not None else grid.seeds),
+        merged(file_options, overrides),
+    )
     shadowed = [" ".join(option_args(name, value)) for name, value in overridden(file_options, overrides)]
-    default_out = f"runs/sweeps/{Path(options.spec).stem}" if options.spec else f"runs/sweeps/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    default_out = (
+        f"runs/sweeps/{Path(options.spec).stem}"
+        if options.spec
+        else f"runs/sweeps/sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     return options, Path(options.out or default_out), trials(grid, where), shadowed
 
 
@@ -126,13 +146,23 @@ def main(args: list[str]) -> int:
         from calql.sweep.runner import run_sweep
 
         start = time.perf_counter()
-        outcomes = run_sweep(sweep_dir, trials, options.address, options.cpus_per_trial, options.gpus_per_trial,
-                             options.max_retries, print_line=lambda line: print(line, flush=True))
+        outcomes = run_sweep(
+            sweep_dir,
+            trials,
+            options.address,
+            options.cpus_per_trial,
+            options.gpus_per_trial,
+            options.max_retries,
+            print_line=lambda line: print(line, flush=True),
+        )
         failed = [o for o in outcomes if o["status"] == "failed"]
         print(f"[sweep] finished in {time.perf_counter() - start:.0f} s; report: {write_sweep_report(sweep_dir)}")
         if failed:
-            print(f"[sweep] {len(failed)} trial(s) failed; fix the cause and run the same command again "
-                  "(finished trials are kept)", file=sys.stderr)
+            print(
+                f"[sweep] {len(failed)} trial(s) failed; fix the cause and run the same command again "
+                "(finished trials are kept)",
+                file=sys.stderr,
+            )
             return 1
         return 0
     except CalqlError as error:  # also caught by calql.cli; here for direct callers

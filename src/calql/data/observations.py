@@ -31,4 +31,4 @@ def flat_keys(space: gym.Space, prefix: str = "") -> list[tuple[str, int]]:
     """(key path, width) of each block of the flat vector, in order (e.g. 'achieved_goal/kettle', 7)."""
     if isinstance(space, spaces.Dict):
         return [item for key, sub in space.spaces.items() for item in flat_keys(sub, f"{prefix}{key}/")]
-    return [(prefix.rstrip("/") or "observation", int(np.prod(space.shape)))]
+    return [(prefix.rstrip("/") or "observation", int(np.prod(space.shape or ())))]

@@ -53,8 +53,12 @@ def episode_transitions(
     ends[-1] = True
     returns = mc_returns(np.asarray(rewards, np.float32), ends, dones.astype(bool), rule)
     return Transitions(
-        np.asarray(observations, np.float32), np.asarray(actions, np.float32), np.asarray(rewards, np.float32),
-        np.asarray(next_observations, np.float32), dones, returns,
+        np.asarray(observations, np.float32),
+        np.asarray(actions, np.float32),
+        np.asarray(rewards, np.float32),
+        np.asarray(next_observations, np.float32),
+        dones,
+        returns,
     )
 
 
@@ -100,7 +104,7 @@ def sample_stack(
     no_online = online is None or online.size == 0
     num_offline = batch_size if no_online else offline_rows(batch_size, mixing_ratio)
     parts = [gather(offline, rng.integers(0, offline.size, (num_batches, num_offline)))]
-    if num_offline < batch_size:
+    if online is not None and num_offline < batch_size:
         online_indices = rng.integers(0, online.size, (num_batches, batch_size - num_offline))
         parts.append(gather(online.data, online_indices))
     if len(parts) == 1:

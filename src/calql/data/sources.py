@@ -63,8 +63,10 @@ def parse_source(spec: str) -> Source:
     if any(npy):
         if not all(npy):
             other = parts[npy.index(False)]
-            raise DatasetError(f"--dataset {spec}: {other!r} is not a .npy file; a comma-separated list holds only "
-                               "AWAC .npy files (e.g. data/pen2_sparse.npy,data/pen_bc_sparse4.npy)")
+            raise DatasetError(
+                f"--dataset {spec}: {other!r} is not a .npy file; a comma-separated list holds only "
+                "AWAC .npy files (e.g. data/pen2_sparse.npy,data/pen_bc_sparse4.npy)"
+            )
         return Source("awac", ",".join(str(Path(part).expanduser()) for part in parts))
     path = Path(spec).expanduser()
     path_like = spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(HDF5_SUFFIXES)
@@ -121,8 +123,9 @@ def _episode_infos(infos, keys: tuple[str, ...], steps: int) -> dict[str, np.nda
     return out
 
 
-def read_minari(dataset_id: str, observation_space: gym.Space | None = None,
-                info_keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+def read_minari(
+    dataset_id: str, observation_space: gym.Space | None = None, info_keys: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """Flat transitions of a local Minari dataset.
 
     Each episode holds observations[N+1] and actions/rewards/terminations/truncations[N]:
@@ -226,8 +229,10 @@ def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.nd
     n = len(raw["rewards"])
     for key, values in raw.items():
         if len(values) != n:
-            raise DatasetError(f"{path}: field {key!r} has {len(values)} rows but rewards has {n}; "
-                               "every dataset in the file must have one row per transition")
+            raise DatasetError(
+                f"{path}: field {key!r} has {len(values)} rows but rewards has {n}; "
+                "every dataset in the file must have one row per transition"
+            )
     if n == 0:
         raise DatasetError(f"{path}: the dataset is empty (0 transitions); use a file with data in it")
     data = {
@@ -268,7 +273,7 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
     n = len(data["rewards"])
     if n == 0:
         raise DatasetError(f"{name}: the dataset is empty (0 transitions); use a dataset with data in it")
-    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    obs_shape, act_shape = env.observation_space.shape or (), env.action_space.shape or ()
     for field, shape in (("observations", obs_shape), ("next_observations", obs_shape), ("actions", act_shape)):
         if tuple(data[field].shape[1:]) != tuple(shape) or len(data[field]) != n:
             raise DatasetError(
@@ -282,9 +287,13 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
-            raise DatasetError(f"{name}: field {field!r} has {int(bad.sum())} NaN or infinite values "
-                               f"(first at row {row}); remove or repair those transitions")
+            raise DatasetError(
+                f"{name}: field {field!r} has {int(bad.sum())} NaN or infinite values "
+                f"(first at row {row}); remove or repair those transitions"
+            )
         out[field] = values
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise DatasetError(f"{name}: the environment {env_name(env)} has no continuous (Box) action space")
     out["actions"] = _checked_actions(out["actions"], env.action_space, name)
     out["terminals"] = np.asarray(data["terminals"], bool).reshape(n)
     out["timeouts"] = np.asarray(data["timeouts"], bool).reshape(n)
@@ -307,4 +316,3 @@ def _checked_actions(actions: np.ndarray, space: gym.spaces.Box, name: str) -> n
 def env_name(env: gym.Env) -> str:
     """The registered id of `env` (e.g. AntMaze_UMaze-v4), or its class name if it has none."""
     return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-

@@ -1,8 +1,9 @@
 """The transition record shared by datasets, replay buffers and the learner."""
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import numpy as np
+Array = Any
+"""A numpy array on the host or a jax array inside the compiled update: one record serves both."""
 
 
 class Transitions(NamedTuple):
@@ -12,12 +13,12 @@ class Transitions(NamedTuple):
     batches scanned over the update-to-data axis. Rewards are already transformed.
     """
 
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_observations: np.ndarray
-    dones: np.ndarray
-    reference: np.ndarray
+    observations: Array
+    actions: Array
+    rewards: Array
+    next_observations: Array
+    dones: Array
+    reference: Array
     """The reference value G of the Cal-QL bound: the Monte-Carlo return-to-go of the transformed
     rewards, or, for offline rows under --reference learned, the fitted behaviour value V(s)."""
 

@@ -46,8 +46,11 @@ SUCCESS_INFO_KEYS = {"minari": "success", "d4rl": "goal_achieved", "awac": "succ
 """Where each dataset layout keeps the per-step success flag (D4RL: goal_achieved; AWAC: derived
 by the reader from reward 0)."""
 
-LAYOUT_EXAMPLES = {"minari": "Minari D4RL/<hand>/*-v2", "d4rl": "D4RL adroit files",
-                   "awac": "AWAC's <hand>2_sparse.npy / <hand>_bc_sparse4.npy"}
+LAYOUT_EXAMPLES = {
+    "minari": "Minari D4RL/<hand>/*-v2",
+    "d4rl": "D4RL adroit files",
+    "awac": "AWAC's <hand>2_sparse.npy / <hand>_bc_sparse4.npy",
+}
 
 
 def hand_spec(hand: str) -> HandSpec:
@@ -108,8 +111,10 @@ def filter_binary(data: dict[str, np.ndarray], name: str) -> dict[str, np.ndarra
     np.maximum.at(last_success, trajectory[success], np.flatnonzero(success))
     keep = np.arange(n) <= last_success[trajectory]
     if not keep.any():
-        raise DatasetError(f"{name}: no trajectory ever succeeds, so the Adroit filter keeps nothing; "
-                           "use data with successful demonstrations (or switch the filter off)")
+        raise DatasetError(
+            f"{name}: no trajectory ever succeeds, so the Adroit filter keeps nothing; "
+            "use data with successful demonstrations (or switch the filter off)"
+        )
     kept_ends = keep & (np.arange(n) == last_success[trajectory])
     out = {key: values[keep] for key, values in data.items() if len(values) == n}
     out["terminals"] = success[keep]

@@ -52,8 +52,12 @@ MAZES: dict[str, AntMazeSpec] = {
 
 # D4RL dataset name -> maze (the dataset kinds differ only in how the data was collected).
 DATASETS: dict[str, str] = {
-    "umaze": "umaze", "umaze-diverse": "umaze", "medium-play": "medium",
-    "medium-diverse": "medium", "large-play": "large", "large-diverse": "large",
+    "umaze": "umaze",
+    "umaze-diverse": "umaze",
+    "medium-play": "medium",
+    "medium-diverse": "medium",
+    "large-play": "large",
+    "large-diverse": "large",
 }
 
 
@@ -111,8 +115,9 @@ def _base_env(maze: str, frame: str) -> tuple[gym.Env, np.ndarray]:
     spec = maze_spec(maze)
     reset, goal, rows = _cells(maze, frame)
     # continuing_task: the base env never terminates or moves its goal; _FixedGoal decides.
-    env = make_maze(spec.gym_id, maze_map=rows, continuing_task=True, reset_target=False,
-                   max_episode_steps=spec.max_episode_steps)
+    env = make_maze(
+        spec.gym_id, maze_map=rows, continuing_task=True, reset_target=False, max_episode_steps=spec.max_episode_steps
+    )
     radius = D4RL_SUCCESS_RADIUS if frame == "d4rl" else MINARI_SUCCESS_RADIUS
     offset = -env.unwrapped.maze.cell_rowcol_to_xy(reset) if frame == "d4rl" else np.zeros(2)
     return _FixedGoal(env, reset, goal, radius), offset
@@ -151,4 +156,3 @@ def minari_terminals_at_goal(data: dict[str, np.ndarray], name: str) -> dict[str
     ends there, so offline it must too (D4RL's files already mark these terminals).
     """
     return {**data, "terminals": data["terminals"] | (data["rewards"] > 0)}
-

@@ -16,7 +16,14 @@ import numpy as np
 
 from calql.data.awac import read_awac
 from calql.data.sources import (
-    FIELDS, DatasetError, Source, check_transitions, env_name, parse_source, read_d4rl, read_minari,
+    FIELDS,
+    DatasetError,
+    Source,
+    check_transitions,
+    env_name,
+    parse_source,
+    read_d4rl,
+    read_minari,
 )
 from calql.envs.common import source_space
 
@@ -39,8 +46,10 @@ def read_source(source: Source, fmt: DataFormat, env: gym.Env) -> dict[str, np.n
     if source.kind == "awac":
         obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
         if len(obs_shape) != 1 or len(act_shape) != 1:
-            raise DatasetError(f"--dataset {source}: AWAC .npy files hold flat observations and actions, but "
-                               f"{env_name(env)} has shapes {obs_shape} and {act_shape}; use another layout")
+            raise DatasetError(
+                f"--dataset {source}: AWAC .npy files hold flat observations and actions, but "
+                f"{env_name(env)} has shapes {obs_shape} and {act_shape}; use another layout"
+            )
         return read_awac(source.ref, obs_shape[0], act_shape[0], env_name(env))
     return read_d4rl(source.ref, fmt.info_keys)
 
@@ -67,8 +76,9 @@ def format_for(task: Task, source: Source) -> DataFormat:
     """The task's `DataFormat` for the source's layout; DatasetError naming the accepted layouts otherwise."""
     if source.kind not in task.formats:
         accepted = ", ".join(_kind_names(task)) or "its built-in dataset only"
-        raise DatasetError(f"--dataset {source}: task {task.name} cannot read {_KIND_WORDS[source.kind][0]}; "
-                           f"it accepts {accepted}")
+        raise DatasetError(
+            f"--dataset {source}: task {task.name} cannot read {_KIND_WORDS[source.kind][0]}; it accepts {accepted}"
+        )
     return task.formats[source.kind]
 
 
@@ -86,11 +96,16 @@ def bind(task: Task, dataset: str = "", filter_dataset: bool | None = None) -> T
     source = parse_source(dataset or task.default_dataset)
     if source.kind == "builtin":
         if not task.builtin:
-            raise DatasetError(f"--dataset builtin: task {task.name} has no built-in dataset; "
-                               f"it accepts {', '.join(_kind_names(task))}")
+            raise DatasetError(
+                f"--dataset builtin: task {task.name} has no built-in dataset; "
+                f"it accepts {', '.join(_kind_names(task))}"
+            )
         return task
     fmt = format_for(task, source)
     return dataclasses.replace(
-        task, make_env=fmt.make_env, load_dataset=lambda size, seed: load_source(task, source, filter_dataset),
-        builtin=False, default_dataset=str(source),
+        task,
+        make_env=fmt.make_env,
+        load_dataset=lambda size, seed: load_source(task, source, filter_dataset),
+        builtin=False,
+        default_dataset=str(source),
     )

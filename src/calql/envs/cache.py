@@ -25,8 +25,10 @@ def episode_buffers(data: dict[str, np.ndarray]) -> list:
     from minari.data_collector import EpisodeBuffer
 
     no_terminals = np.zeros(len(data["rewards"]), bool)
-    ends = np.flatnonzero(trajectory_ends(no_terminals, data["timeouts"], data["observations"],
-                                          data["next_observations"])) + 1
+    ends = (
+        np.flatnonzero(trajectory_ends(no_terminals, data["timeouts"], data["observations"], data["next_observations"]))
+        + 1
+    )
     starts = np.concatenate([[0], ends[:-1]])
     return [
         EpisodeBuffer(
@@ -51,8 +53,13 @@ def write_minari(dataset_id: str, data: dict[str, np.ndarray], env: gym.Env, alg
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # provenance fields a local cache does not have
             minari.create_dataset_from_buffers(
-                dataset_id=dataset_id, buffer=episode_buffers(data), observation_space=env.observation_space,
-                action_space=env.action_space, algorithm_name=algorithm, author="calql", description=description,
+                dataset_id=dataset_id,
+                buffer=episode_buffers(data),
+                observation_space=env.observation_space,
+                action_space=env.action_space,
+                algorithm_name=algorithm,
+                author="calql",
+                description=description,
                 data_format="hdf5",
             )
     except BaseException:
@@ -60,8 +67,14 @@ def write_minari(dataset_id: str, data: dict[str, np.ndarray], env: gym.Env, alg
         raise
 
 
-def load_or_generate(dataset_id: str, num_transitions: int | None, generate: Callable[[], dict[str, np.ndarray]],
-                     make_env: Callable[[], gym.Env], algorithm: str, description: str) -> dict[str, np.ndarray]:
+def load_or_generate(
+    dataset_id: str,
+    num_transitions: int | None,
+    generate: Callable[[], dict[str, np.ndarray]],
+    make_env: Callable[[], gym.Env],
+    algorithm: str,
+    description: str,
+) -> dict[str, np.ndarray]:
     """The cached dataset `dataset_id`, or `generate()` written to the cache first.
 
     A cache that is unreadable or (when `num_transitions` is known) of the wrong size is a
@@ -74,8 +87,10 @@ def load_or_generate(dataset_id: str, num_transitions: int | None, generate: Cal
         except DatasetError as err:
             raise DatasetError(f"corrupt dataset cache at {path} ({err}); delete that folder to regenerate it") from err
         if num_transitions is not None and len(data["rewards"]) != num_transitions:
-            raise DatasetError(f"corrupt dataset cache at {path} (it holds {len(data['rewards'])} transitions, "
-                               f"not {num_transitions}); delete that folder to regenerate it")
+            raise DatasetError(
+                f"corrupt dataset cache at {path} (it holds {len(data['rewards'])} transitions, "
+                f"not {num_transitions}); delete that folder to regenerate it"
+            )
         return data
     print(f"generating {dataset_id} at {path} (first run only)", file=sys.stderr)
     data = generate()

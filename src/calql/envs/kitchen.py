@@ -55,8 +55,9 @@ class TaskSuccess(gym.Wrapper):
 
 
 def _base_env(variant: str) -> gym.Env:
-    return TaskSuccess(make_quietly("FrankaKitchen-v1", tasks_to_complete=list(tasks_of(variant)),
-                                    max_episode_steps=MAX_EPISODE_STEPS))
+    return TaskSuccess(
+        make_quietly("FrankaKitchen-v1", tasks_to_complete=list(tasks_of(variant)), max_episode_steps=MAX_EPISODE_STEPS)
+    )
 
 
 @functools.cache

@@ -50,10 +50,10 @@ class ManipSpec:
 
 DOMAINS: dict[str, ManipSpec] = {
     "cube-single": ManipSpec("cube-single", ("cube",), p_stack=0.0, subgoals=1, max_episode_steps=200),
-    "scene": ManipSpec("scene", ("cube", "button", "drawer", "window"), p_stack=0.5, subgoals=5,
-                       max_episode_steps=750),
-    "puzzle-3x3": ManipSpec("puzzle-3x3", ("button",), p_stack=0.5, subgoals=9, max_episode_steps=500,
-                            gripper_always_closed=True),
+    "scene": ManipSpec("scene", ("cube", "button", "drawer", "window"), p_stack=0.5, subgoals=5, max_episode_steps=750),
+    "puzzle-3x3": ManipSpec(
+        "puzzle-3x3", ("button",), p_stack=0.5, subgoals=9, max_episode_steps=500, gripper_always_closed=True
+    ),
 }
 ACTION_NOISE = 0.1
 """Upper end of the per-episode noise scale xi; noise std per action dim = xi * (1, 1, 1, 3, 10)."""
@@ -80,10 +80,16 @@ def _require_ogbench():
             import ogbench.relabel_utils
             from ogbench.manipspace.oracles.markov import button_markov, cube_markov, drawer_markov, window_markov
     except ImportError as err:
-        raise MissingExtraError("the manipulation tasks (cube-single, scene, puzzle-3x3) need OGBench: "
-                                "pip install 'calql[manipulation]' (ogbench==1.2.2)") from err
-    oracles = {"cube": cube_markov.CubeMarkovOracle, "button": button_markov.ButtonMarkovOracle,
-               "drawer": drawer_markov.DrawerMarkovOracle, "window": window_markov.WindowMarkovOracle}
+        raise MissingExtraError(
+            "the manipulation tasks (cube-single, scene, puzzle-3x3) need OGBench: "
+            "pip install 'calql[manipulation]' (ogbench==1.2.2)"
+        ) from err
+    oracles = {
+        "cube": cube_markov.CubeMarkovOracle,
+        "button": button_markov.ButtonMarkovOracle,
+        "drawer": drawer_markov.DrawerMarkovOracle,
+        "window": window_markov.WindowMarkovOracle,
+    }
     return ogbench.relabel_utils, oracles
 
 
@@ -143,15 +149,17 @@ def _rollout(env: gym.Env, spec: ManipSpec, oracles: dict, rng: np.random.Genera
     return np.array(obs), np.array(actions), np.array(qpos), np.array(buttons)
 
 
-def generate_dataset(name: str, num_transitions: int, seed: int, episode_length: int = EPISODE_LENGTH,
-                     report: bool = False) -> dict[str, np.ndarray]:
+def generate_dataset(
+    name: str, num_transitions: int, seed: int, episode_length: int = EPISODE_LENGTH, report: bool = False
+) -> dict[str, np.ndarray]:
     """`num_transitions` steps of noisy oracle play data, relabelled for the fixed task (module doc)."""
     spec = domain_spec(name)
     if num_transitions < 1 or episode_length < 1:
         raise ValueError(f"num_transitions and episode_length must be >= 1, got {num_transitions}, {episode_length}")
     relabel, _ = _require_ogbench()
-    env = _make(f"{spec.env_type}-v0", terminate_at_goal=False, mode="data_collection",
-                   max_episode_steps=episode_length + 1)
+    env = _make(
+        f"{spec.env_type}-v0", terminate_at_goal=False, mode="data_collection", max_episode_steps=episode_length + 1
+    )
     oracles = _oracles(spec, env)
     full, rest = divmod(num_transitions, episode_length)
     lengths = [episode_length] * full + ([rest] if rest else [])
@@ -162,8 +170,10 @@ def generate_dataset(name: str, num_transitions: int, seed: int, episode_length:
             episodes.append(_rollout(env, spec, oracles, rng, length, seed=int(rng.integers(2**31))))
         if report and (index + 1) % max(1, len(lengths) // 10) == 0:
             done = sum(lengths[: index + 1])
-            print(f"  {done} / {num_transitions} transitions, {done / (time.perf_counter() - start):.0f} steps/s",
-                  file=sys.stderr)
+            print(
+                f"  {done} / {num_transitions} transitions, {done / (time.perf_counter() - start):.0f} steps/s",
+                file=sys.stderr,
+            )
     env.close()
     return _relabelled(name, episodes, relabel)
 
@@ -194,11 +204,16 @@ def dataset_id(name: str, num_transitions: int, seed: int) -> str:
 def load_or_generate(name: str, num_transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`generate_dataset(name, num_transitions, seed)`, cached as a local Minari dataset."""
     domain_spec(name)
-    description = (f"calql noisy oracle play data on OGBench {domain_spec(name).env_type}-v0 (Markov oracles, "
-                   f"action noise xi ~ U[0, {ACTION_NOISE}] per episode), rewards and terminals for "
-                   f"{task_env_id(name)}")
+    description = (
+        f"calql noisy oracle play data on OGBench {domain_spec(name).env_type}-v0 (Markov oracles, "
+        f"action noise xi ~ U[0, {ACTION_NOISE}] per episode), rewards and terminals for "
+        f"{task_env_id(name)}"
+    )
     return cache.load_or_generate(
-        dataset_id(name, num_transitions, seed), num_transitions,
+        dataset_id(name, num_transitions, seed),
+        num_transitions,
         lambda: generate_dataset(name, num_transitions, seed, report=True),
-        lambda: make_env(name), "OGBench Markov oracles with noise", description,
+        lambda: make_env(name),
+        "OGBench Markov oracles with noise",
+        description,
     )

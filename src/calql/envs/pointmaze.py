@@ -51,10 +51,12 @@ class MazeSpec:
 # ~120 / ~200 / ~285 steps the noiseless scripted controller needs from the start cell.
 MAZES: dict[str, MazeSpec] = {
     "umaze": MazeSpec("PointMaze_UMaze-v3", start_cells=((3, 1), (3, 2)), goal_cell=(1, 1), max_episode_steps=300),
-    "medium": MazeSpec("PointMaze_Medium-v3", start_cells=((1, 1), (1, 2), (2, 1), (2, 2)), goal_cell=(6, 6),
-                       max_episode_steps=600),
-    "large": MazeSpec("PointMaze_Large-v3", start_cells=((1, 1), (1, 2), (2, 1)), goal_cell=(7, 9),
-                      max_episode_steps=800),
+    "medium": MazeSpec(
+        "PointMaze_Medium-v3", start_cells=((1, 1), (1, 2), (2, 1), (2, 2)), goal_cell=(6, 6), max_episode_steps=600
+    ),
+    "large": MazeSpec(
+        "PointMaze_Large-v3", start_cells=((1, 1), (1, 2), (2, 1)), goal_cell=(7, 9), max_episode_steps=800
+    ),
 }
 
 # Scripted controller: PD gains on (waypoint - position) and velocity, Gaussian action noise,
@@ -299,9 +301,7 @@ def _flat_transitions(obs: list[np.ndarray], actions: list[np.ndarray], maze: st
     }
 
 
-def generate_dataset(
-    maze: str, num_transitions: int, seed: int, episode_length: int = 1000
-) -> dict[str, np.ndarray]:
+def generate_dataset(maze: str, num_transitions: int, seed: int, episode_length: int = 1000) -> dict[str, np.ndarray]:
     """Scripted-controller dataset with rewards for the fixed evaluation goal (see module doc).
 
     Episodes start near a random free cell; the controller follows BFS waypoints to a sequence of
@@ -335,14 +335,17 @@ NARROW_FAILURES = 20
 """Episodes of the narrow dataset: noisy demonstrations that reach the goal, and failed attempts."""
 
 
-def _narrow_episode(env: gym.Env, rng: np.random.Generator, ctrl: _Controller, maze: str,
-                    waypoint_goals: list[int]) -> tuple[np.ndarray, np.ndarray, bool]:
+def _narrow_episode(
+    env: gym.Env, rng: np.random.Generator, ctrl: _Controller, maze: str, waypoint_goals: list[int]
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """One episode from a start cell drawn from the start region, the noisy controller heading to
     each of `waypoint_goals` in turn (the last one held), until the goal region or the time limit.
     Returns observations (L+1, 4), actions (L, 2) and whether it ended at the goal."""
     spec = maze_spec(maze)
     start = spec.start_cells[rng.integers(len(spec.start_cells))]
-    obs, _ = env.reset(seed=int(rng.integers(2**31)), options={"reset_cell": np.array(start), "goal_cell": np.array(start)})
+    obs, _ = env.reset(
+        seed=int(rng.integers(2**31)), options={"reset_cell": np.array(start), "goal_cell": np.array(start)}
+    )
     observations, actions, target = [obs["observation"]], [], 0
     for _ in range(spec.max_episode_steps):
         current = observations[-1]
@@ -365,8 +368,9 @@ def _failure_goals(rng: np.random.Generator, ctrl: _Controller, maze: str, count
     return [int(cell) for cell in rng.choice(candidates, count)]
 
 
-def generate_narrow_dataset(maze: str, seed: int, demos: int = NARROW_DEMOS,
-                            failures: int = NARROW_FAILURES) -> dict[str, np.ndarray]:
+def generate_narrow_dataset(
+    maze: str, seed: int, demos: int = NARROW_DEMOS, failures: int = NARROW_FAILURES
+) -> dict[str, np.ndarray]:
     """Narrow data like Adroit's: `demos` noisy scripted demonstrations from the start region to the
     goal (each ends at the goal: terminal), then `failures` attempts that wander between random
     other cells until the time limit (an attempt that happens to reach the goal ends there, a
@@ -406,8 +410,12 @@ def load_or_generate_narrow(maze: str, seed: int = 0) -> dict[str, np.ndarray]:
         f"cell {spec.goal_cell}, and {NARROW_FAILURES} attempts wandering between other cells."
     )
     return cache.load_or_generate(
-        narrow_dataset_id(maze, seed), None, generate=lambda: generate_narrow_dataset(maze, seed),
-        make_env=lambda: make_env(maze), algorithm="scripted BFS waypoint controller", description=description,
+        narrow_dataset_id(maze, seed),
+        None,
+        generate=lambda: generate_narrow_dataset(maze, seed),
+        make_env=lambda: make_env(maze),
+        algorithm="scripted BFS waypoint controller",
+        description=description,
     )
 
 
@@ -429,7 +437,10 @@ def load_or_generate(maze: str, num_transitions: int, seed: int = 0) -> dict[str
         f"rewards and terminations for the fixed goal cell {spec.goal_cell}."
     )
     return cache.load_or_generate(
-        dataset_id(maze, num_transitions, seed), num_transitions,
-        generate=lambda: generate_dataset(maze, num_transitions, seed), make_env=lambda: make_env(maze),
-        algorithm="scripted BFS waypoint controller", description=description,
+        dataset_id(maze, num_transitions, seed),
+        num_transitions,
+        generate=lambda: generate_dataset(maze, num_transitions, seed),
+        make_env=lambda: make_env(maze),
+        algorithm="scripted BFS waypoint controller",
+        description=description,
     )

@@ -109,8 +109,8 @@ def _pointmaze_task(maze: str) -> Task:
     make_env = functools.partial(pointmaze.make_env, maze)
     return Task(
         name=f"pointmaze-{maze}",
-        description=f"{spec.gym_id}, start cells {list(spec.start_cells)} and fixed goal {spec.goal_cell}, sparse reward, "
-        "locally generated stitching data (built in, no download)",
+        description=f"{spec.gym_id}, start cells {list(spec.start_cells)} and fixed goal {spec.goal_cell}, "
+        "sparse reward, locally generated stitching data (built in, no download)",
         preset="pointmaze",
         make_env=make_env,
         load_dataset=lambda size, seed: pointmaze.load_or_generate(maze, size, seed),
@@ -161,10 +161,14 @@ def _antmaze_task(dataset: str) -> Task:
         score_max=1.0,
         default_dataset=f"D4RL/antmaze/{dataset}-v1",
         builtin=False,
-        formats=MappingProxyType({
-            "minari": DataFormat(functools.partial(antmaze.make_env, maze, "minari"), antmaze.minari_terminals_at_goal),
-            "d4rl": DataFormat(functools.partial(antmaze.make_env, maze, "d4rl")),
-        }),
+        formats=MappingProxyType(
+            {
+                "minari": DataFormat(
+                    functools.partial(antmaze.make_env, maze, "minari"), antmaze.minari_terminals_at_goal
+                ),
+                "d4rl": DataFormat(functools.partial(antmaze.make_env, maze, "d4rl")),
+            }
+        ),
     )
 
 
@@ -196,10 +200,12 @@ def _adroit_task(hand: str) -> Task:
         builtin=False,
         # Minari, D4RL HDF5 and AWAC .npy ("awac": the authors' data); rewards from each layout's
         # success flag, then the authors' filter (truncation after the last success).
-        formats=MappingProxyType({
-            layout: DataFormat(make_env, adroit.binary_rewards(layout), (key,))
-            for layout, key in adroit.SUCCESS_INFO_KEYS.items()
-        }),
+        formats=MappingProxyType(
+            {
+                layout: DataFormat(make_env, adroit.binary_rewards(layout), (key,))
+                for layout, key in adroit.SUCCESS_INFO_KEYS.items()
+            }
+        ),
         dataset_filter=adroit.filter_binary,
         filter_by_default=True,
         score_reward_info="dense_reward",
@@ -230,9 +236,9 @@ def _kitchen_task(variant: str) -> Task:
         score_max=4.0,
         default_dataset=f"D4RL/kitchen/{variant}-v2",
         builtin=False,
-        formats=MappingProxyType({
-            layout: DataFormat(functools.partial(kitchen.make_env, variant, layout)) for layout in ("minari", "d4rl")
-        }),
+        formats=MappingProxyType(
+            {layout: DataFormat(functools.partial(kitchen.make_env, variant, layout)) for layout in ("minari", "d4rl")}
+        ),
     )
 
 

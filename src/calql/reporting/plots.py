@@ -117,7 +117,8 @@ def finetuning_zoom(groups: dict[str, list[RunData]], task: str, path: Path) -> 
         full = _series(online_curve(runs, "normalized_score"), runs)
         keep = full.steps <= _zoom_limit(full)
         drawn[algo] = series = dataclasses.replace(
-            full, steps=full.steps[keep], mean=full.mean[keep], low=full.low[keep], high=full.high[keep])
+            full, steps=full.steps[keep], mean=full.mean[keep], low=full.low[keep], high=full.high[keep]
+        )
         color = _color(algo, index)
         _draw(ax, series, color, _label(algo, series))
         if series.steps.size:
@@ -133,8 +134,9 @@ def finetuning_zoom(groups: dict[str, list[RunData]], task: str, path: Path) -> 
 def calibration(groups: dict[str, list[RunData]], task: str, path: Path) -> Plot:
     """Mean learned Q(s, a) on a fixed offline batch (solid) against that batch's mean
     Monte-Carlo return (dashed). Series: {"<algo>/<q_data|mc_return>/<phase>"}."""
-    fig, offline_ax, online_ax = _phase_axes(f"{task}: calibration, mean Q(s, a) on the data (solid) "
-                                             "vs its Monte-Carlo return (dashed)", "value")
+    fig, offline_ax, online_ax = _phase_axes(
+        f"{task}: calibration, mean Q(s, a) on the data (solid) vs its Monte-Carlo return (dashed)", "value"
+    )
     drawn = {}
     for index, (algo, runs) in enumerate(groups.items()):
         color = _color(algo, index)
@@ -166,15 +168,26 @@ def regret(groups: dict[str, list[RunData]], task: str, path: Path) -> Plot:
 
 
 FIGURES = {
-    "learning_curve": (learning_curve, "Normalized score through offline pre-training (left, x: gradient steps) "
-                       "and online fine-tuning (right, x: environment steps); fine-tuning starts from the last "
-                       "offline evaluation."),
-    "finetuning_zoom": (finetuning_zoom, "The first part of fine-tuning; dotted lines: each algorithm's score at "
-                        "the end of pre-training. A dip below it is the \"unlearning\" Cal-QL is meant to avoid."),
-    "calibration": (calibration, "Mean learned Q(s, a) on a fixed batch of offline data (solid) against the "
-                    "mean Monte-Carlo return of the same batch (dashed). Q below the return is under-estimation."),
-    "regret": (regret, "Cumulative regret: mean of (1 - success) over the online training episodes so far, "
-               "lower is better."),
+    "learning_curve": (
+        learning_curve,
+        "Normalized score through offline pre-training (left, x: gradient steps) "
+        "and online fine-tuning (right, x: environment steps); fine-tuning starts from the last "
+        "offline evaluation.",
+    ),
+    "finetuning_zoom": (
+        finetuning_zoom,
+        "The first part of fine-tuning; dotted lines: each algorithm's score at "
+        'the end of pre-training. A dip below it is the "unlearning" Cal-QL is meant to avoid.',
+    ),
+    "calibration": (
+        calibration,
+        "Mean learned Q(s, a) on a fixed batch of offline data (solid) against the "
+        "mean Monte-Carlo return of the same batch (dashed). Q below the return is under-estimation.",
+    ),
+    "regret": (
+        regret,
+        "Cumulative regret: mean of (1 - success) over the online training episodes so far, lower is better.",
+    ),
 }
 """name -> (function, caption) of every figure drawn per task."""
 

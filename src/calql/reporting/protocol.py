@@ -47,8 +47,11 @@ def finetuning_dip(run: RunData) -> float:
     """Start score minus the lowest score due in the first window of fine-tuning; 0 when it never
     drops, NaN without a start score or any evaluation in the window."""
     window = run.config.get("start_eval_fraction", DEFAULT_WINDOW) * run.config["online_steps"]
-    early = [row["normalized_score"] for row in run.evals("online")
-             if row["step"] > 0 and nominal_step(run, row["step"]) <= window]
+    early = [
+        row["normalized_score"]
+        for row in run.evals("online")
+        if row["step"] > 0 and nominal_step(run, row["step"]) <= window
+    ]
     start = start_score(run)
     if not early or math.isnan(start):
         return math.nan

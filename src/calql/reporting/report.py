@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from calql.version import __version__
+from calql.methods import COMPARED, label
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
-from calql.methods import COMPARED, label
 from calql.reporting.protocol import FINAL_EVALUATIONS, cumulative_regret, final_score, finetuning_dip, start_score
 from calql.reporting.runs import RunData, group_runs
+from calql.version import __version__
 
 RESULTS = {
     "offline_score": "score after pre-training",
@@ -27,8 +27,20 @@ RESULTS = {
 regret is in [0, 1], lower is better; the dip is 0 without unlearning."""
 DIGITS = {"offline_score": 1, "final_score": 1, "regret": 3, "dip": 1}
 """Decimals shown in the Markdown tables (the CSV files keep full precision)."""
-SETTINGS_IGNORED = {"seed", "algo", "reference", "task", "run_dir", "run_name", "resume", "checkpoint_every", "keep_checkpoints",
-                    "tensorboard", "wandb", "wandb_project"}
+SETTINGS_IGNORED = {
+    "seed",
+    "algo",
+    "reference",
+    "task",
+    "run_dir",
+    "run_name",
+    "resume",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "tensorboard",
+    "wandb",
+    "wandb_project",
+}
 """Options that do not change results (or differ by design): not flagged when runs differ in them."""
 
 
@@ -67,8 +79,16 @@ def seed_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
     for (task, algo), runs in groups.items():
         for run in runs:
             results = run_results(run) or dict.fromkeys(RESULTS, math.nan)
-            rows.append({"task": task, "algo": algo, "seed": run.seed, **results,
-                         "finished": run.summary is not None, "run_dir": str(run.path)})
+            rows.append(
+                {
+                    "task": task,
+                    "algo": algo,
+                    "seed": run.seed,
+                    **results,
+                    "finished": run.summary is not None,
+                    "run_dir": str(run.path),
+                }
+            )
     return rows
 
 
@@ -88,8 +108,9 @@ def aggregate_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
         for key, heading in RESULTS.items():
             if all(scores.size for scores in per_task(algo, key)):
                 value = stats.iqm_interval(per_task(algo, key))
-                rows.append({"statistic": f"IQM of {heading}", "algo": _algo(algo), "value": value,
-                             "digits": DIGITS[key]})
+                rows.append(
+                    {"statistic": f"IQM of {heading}", "algo": _algo(algo), "value": value, "digits": DIGITS[key]}
+                )
     first, second = COMPARED
     if {first, second} <= set(algos):
         for key, heading in RESULTS.items():
@@ -97,14 +118,19 @@ def aggregate_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
             x, y = per_task(first, key, sign), per_task(second, key, sign)
             if all(s.size for s in x + y):
                 better = "lower" if key in ("regret", "dip") else "higher"
-                rows.append({"statistic": f"P({label(first)} {better} {heading} than {label(second)})",
-                             "algo": f"{label(first)} vs {label(second)}",
-                             "value": stats.improvement_interval(x, y), "digits": 2})
+                rows.append(
+                    {
+                        "statistic": f"P({label(first)} {better} {heading} than {label(second)})",
+                        "algo": f"{label(first)} vs {label(second)}",
+                        "value": stats.improvement_interval(x, y),
+                        "digits": 2,
+                    }
+                )
     return rows
 
 
 def _fmt(digits: int, mean: float, low: float | None = None, high: float | None = None) -> str:
-    """"mean [low, high]", or "mean" alone; "n/a" for NaN (regret of a run with no online phase)."""
+    """ "mean [low, high]", or "mean" alone; "n/a" for NaN (regret of a run with no online phase)."""
     if not np.isfinite(mean):
         return "n/a"
     interval = f" [{low:.{digits}f}, {high:.{digits}f}]" if low is not None else ""
@@ -142,25 +168,36 @@ def _algo(algo: str) -> str:
 
 def _header(runs: list[RunData]) -> list[str]:
     settings = runs[0].config
-    lines = [f"# calql report ({len(runs)} runs)", "",
-             f"calql {__version__}. Intervals: 95% bootstrap confidence interval of the mean over seeds "
-             f"({stats.RESAMPLES} resamples). Scores are normalized (0-100); cumulative regret is the mean of "
-             "(1 - success) over online episodes, lower is better. Score after pre-training: the evaluation at "
-             "online step 0 (before the first online transition). Score after fine-tuning: the mean of the last "
-             f"{FINAL_EVALUATIONS} evaluations. Fine-tuning dip: the score after pre-training minus the lowest "
-             "evaluated score in the first 20% of fine-tuning (0 = no unlearning).", "",
-             f"Settings: {settings.get('offline_steps')} offline gradient steps, {settings.get('online_steps')} "
-             f"online environment steps, {settings.get('eval_episodes')} evaluation episodes, dataset of "
-             f"{settings.get('dataset_size')} transitions (dataset seed {settings.get('dataset_seed')}).", ""]
+    lines = [
+        f"# calql report ({len(runs)} runs)",
+        "",
+        f"calql {__version__}. Intervals: 95% bootstrap confidence interval of the mean over seeds "
+        f"({stats.RESAMPLES} resamples). Scores are normalized (0-100); cumulative regret is the mean of "
+        "(1 - success) over online episodes, lower is better. Score after pre-training: the evaluation at "
+        "online step 0 (before the first online transition). Score after fine-tuning: the mean of the last "
+        f"{FINAL_EVALUATIONS} evaluations. Fine-tuning dip: the score after pre-training minus the lowest "
+        "evaluated score in the first 20% of fine-tuning (0 = no unlearning).",
+        "",
+        f"Settings: {settings.get('offline_steps')} offline gradient steps, {settings.get('online_steps')} "
+        f"online environment steps, {settings.get('eval_episodes')} evaluation episodes, dataset of "
+        f"{settings.get('dataset_size')} transitions (dataset seed {settings.get('dataset_seed')}).",
+        "",
+    ]
     if differing := _differing_settings(runs):
-        lines += ["**Settings differ between runs:** "
-                  + "; ".join(f"{k}: {', '.join(v)}" for k, v in differing.items()), ""]
+        lines += [
+            "**Settings differ between runs:** " + "; ".join(f"{k}: {', '.join(v)}" for k, v in differing.items()),
+            "",
+        ]
     return lines
 
 
 def _results_table(groups) -> list[str]:
-    lines = ["## Results", "", "| task | algorithm | seeds | " + " | ".join(RESULTS.values()) + " |",
-             "|---|---|---|" + "---|" * len(RESULTS)]
+    lines = [
+        "## Results",
+        "",
+        "| task | algorithm | seeds | " + " | ".join(RESULTS.values()) + " |",
+        "|---|---|---|" + "---|" * len(RESULTS),
+    ]
     for row in summary_rows(groups):
         cells = [_fmt(DIGITS[k], row[k], row[f"{k}_low"], row[f"{k}_high"]) for k in RESULTS]
         lines.append(f"| {row['task']} | {_algo(row['algo'])} | {row['seeds']} | " + " | ".join(cells) + " |")
@@ -170,9 +207,15 @@ def _results_table(groups) -> list[str]:
 def _aggregates_table(aggregates: list[dict]) -> list[str]:
     if not aggregates:
         return []
-    lines = ["## Aggregates over tasks", "", "IQM: interquartile mean over all tasks and seeds; P: probability of "
-             "improvement (Agarwal et al., 2021); 95% stratified bootstrap intervals. Also in `aggregates.csv`.", "",
-             "| statistic | algorithm | value |", "|---|---|---|"]
+    lines = [
+        "## Aggregates over tasks",
+        "",
+        "IQM: interquartile mean over all tasks and seeds; P: probability of "
+        "improvement (Agarwal et al., 2021); 95% stratified bootstrap intervals. Also in `aggregates.csv`.",
+        "",
+        "| statistic | algorithm | value |",
+        "|---|---|---|",
+    ]
     return lines + [f"| {r['statistic']} | {r['algo']} | {_fmt(r['digits'], *r['value'])} |" for r in aggregates] + [""]
 
 
@@ -186,12 +229,19 @@ def _figures(figures: dict[str, dict[str, Plot]], out: Path) -> list[str]:
 
 
 def _runs_table(groups) -> list[str]:
-    lines = ["## Runs", "", "| task | algorithm | seed | " + " | ".join(RESULTS.values()) + " | run directory |",
-             "|---|---|---|" + "---|" * (len(RESULTS) + 1)]
+    lines = [
+        "## Runs",
+        "",
+        "| task | algorithm | seed | " + " | ".join(RESULTS.values()) + " | run directory |",
+        "|---|---|---|" + "---|" * (len(RESULTS) + 1),
+    ]
     for row in seed_rows(groups):
         cells = [_fmt(DIGITS[k], row[k]) for k in RESULTS] if row["finished"] else ["running"] * len(RESULTS)
-        lines.append(f"| {row['task']} | {_algo(row['algo'])} | {row['seed']} | " + " | ".join(cells)
-                     + f" | `{row['run_dir']}` |")
+        lines.append(
+            f"| {row['task']} | {_algo(row['algo'])} | {row['seed']} | "
+            + " | ".join(cells)
+            + f" | `{row['run_dir']}` |"
+        )
     return lines
 
 
@@ -209,11 +259,27 @@ def write_report(runs: list[RunData], out: str | Path) -> Path:
     _write_csv(out / "seeds.csv", seed_rows(groups))
     aggregates = aggregate_rows(groups)
     if aggregates:
-        _write_csv(out / "aggregates.csv", [{"statistic": r["statistic"], "algo": r["algo"], "value": r["value"][0],
-                                             "low": r["value"][1], "high": r["value"][2]} for r in aggregates])
+        _write_csv(
+            out / "aggregates.csv",
+            [
+                {
+                    "statistic": r["statistic"],
+                    "algo": r["algo"],
+                    "value": r["value"][0],
+                    "low": r["value"][1],
+                    "high": r["value"][2],
+                }
+                for r in aggregates
+            ],
+        )
     runs = [run for group in groups.values() for run in group]
-    lines = [*_header(runs), *_results_table(groups), *_aggregates_table(aggregates), *_figures(figures, out),
-             *_runs_table(groups)]
+    lines = [
+        *_header(runs),
+        *_results_table(groups),
+        *_aggregates_table(aggregates),
+        *_figures(figures, out),
+        *_runs_table(groups),
+    ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -69,8 +69,6 @@ class Curve:
         return curve_interval(self.values)
 
 
-
-
 def _read_metrics(path: Path) -> list[dict]:
     text = path.read_text()
     lines = text.splitlines()

@@ -75,7 +75,7 @@ def iqm(scores: np.ndarray) -> float:
     """Interquartile mean: the mean of the middle half of all values (25% cut each side)."""
     flat = np.sort(np.asarray(scores, dtype=float).ravel())
     cut = int(0.25 * flat.size)
-    return float(flat[cut:flat.size - cut].mean())
+    return float(flat[cut : flat.size - cut].mean())
 
 
 def probability_of_improvement(x: list[np.ndarray], y: list[np.ndarray]) -> float:

@@ -41,8 +41,13 @@ def write_manifest(sweep_dir: Path, trials: list[Trial]) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     entries = {entry["name"]: entry for entry in earlier_manifest_entries(sweep_dir)}
     for t in trials:
-        entries[t.name] = {"name": t.name, "task": t.task, "method": t.method, "seed": t.seed,
-                           "command": "calql train " + shlex.join(command_line(t.config))}
+        entries[t.name] = {
+            "name": t.name,
+            "task": t.task,
+            "method": t.method,
+            "seed": t.seed,
+            "command": "calql train " + shlex.join(command_line(t.config)),
+        }
     write_text_atomically(sweep_dir / MANIFEST, json.dumps({"trials": list(entries.values())}, indent=2))
 
 
@@ -65,8 +70,13 @@ def _init_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        address=address,
+        num_cpus=None if address else os.cpu_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     return True
 
 
@@ -102,24 +112,34 @@ class Progress:
             self.done.append(outcome)
             summary = outcome["summary"]
             how = " (resumed)" if outcome.get("resumed") else ""
-            self.print_line(f"done{how}: {outcome['name']}: score {summary['offline']['normalized_score']:.1f} -> "
-                            f"{summary['final']['normalized_score']:.1f}, regret {summary['regret']:.3f}")
+            self.print_line(
+                f"done{how}: {outcome['name']}: score {summary['offline']['normalized_score']:.1f} -> "
+                f"{summary['final']['normalized_score']:.1f}, regret {summary['regret']:.3f}"
+            )
         else:
             self.failed.append(outcome)
             self.print_line(f"FAILED: {outcome['name']}: {outcome['reason']} (log: {outcome['log']})")
 
     def show(self, pending: list[Trial], skipped: int) -> None:
         running = self.running(pending)
-        line = (f"[sweep] {len(self.done) + skipped}/{self.total} done, {running} running, "
-                f"{len(pending) - running} queued, {len(self.failed)} failed")
+        line = (
+            f"[sweep] {len(self.done) + skipped}/{self.total} done, {running} running, "
+            f"{len(pending) - running} queued, {len(self.failed)} failed"
+        )
         if line != self.last:
             self.print_line(line)
             self.last = line
 
 
-def run_sweep(sweep_dir: Path, trials: list[Trial], address: str | None = None, cpus_per_trial: float = 1.0,
-              gpus_per_trial: float = 0.0, max_retries: int = 3,
-              print_line: Callable[[str], None] = print) -> list[dict]:
+def run_sweep(
+    sweep_dir: Path,
+    trials: list[Trial],
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_retries: int = 3,
+    print_line: Callable[[str], None] = print,
+) -> list[dict]:
     """Run every trial not yet done; returns the outcomes of this invocation's trials (done ones
     that were already finished are reported as skipped, not re-run)."""
     import ray
@@ -136,8 +156,12 @@ def run_sweep(sweep_dir: Path, trials: list[Trial], address: str | None = None, 
     pregenerate_datasets(todo)
     started_ray = _init_ray(address)
     try:
-        task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=max_retries,
-                          runtime_env={"env_vars": worker_env(cpus_per_trial)})(run_trial)
+        task = ray.remote(
+            num_cpus=cpus_per_trial,
+            num_gpus=gpus_per_trial,
+            max_retries=max_retries,
+            runtime_env={"env_vars": worker_env(cpus_per_trial)},
+        )(run_trial)
         pending = {task.remote(str(trials_dir), trial): trial for trial in todo}
         progress = Progress(sweep_dir, trials, print_line)
         outcomes = []

@@ -79,8 +79,10 @@ def _list_of(spec: dict, field: str, kind: type, where: str) -> tuple:
 def overrides_from_table(options: dict) -> dict:
     """[options] table -> config overrides: dashed names become field names (offline-steps ->
     offline_steps), tables nest (agent.critic-hidden-dims -> agent={"critic_hidden_dims": ...})."""
-    return {key.replace("-", "_"): overrides_from_table(value) if isinstance(value, dict) else value
-            for key, value in options.items()}
+    return {
+        key.replace("-", "_"): overrides_from_table(value) if isinstance(value, dict) else value
+        for key, value in options.items()
+    }
 
 
 def merged(first: dict, second: dict) -> dict:
@@ -111,8 +113,12 @@ def grid_from_spec(spec: dict, where: str) -> Grid:
     options = spec.get("options", {})
     if not isinstance(options, dict):
         raise SpecError(f"{where}: field 'options' must be a table of calql train options, got {options!r}")
-    return Grid(_list_of(spec, "tasks", str, where), _list_of(spec, "methods", str, where),
-                _list_of(spec, "seeds", int, where), overrides_from_table(options))
+    return Grid(
+        _list_of(spec, "tasks", str, where),
+        _list_of(spec, "methods", str, where),
+        _list_of(spec, "seeds", int, where),
+        overrides_from_table(options),
+    )
 
 
 def _shown(value) -> str:
@@ -142,8 +148,9 @@ def _check_grid(grid: Grid, where: str) -> None:
             raise SpecError(f"{where}: methods[{index}] = {method!r} is not a method; accepted: {', '.join(METHODS)}")
     for name in grid.options:
         if name in RESERVED:
-            raise SpecError(f"{where}: option '{option_name(name)}' is set by the sweep per trial "
-                            "(use tasks / methods / seeds)")
+            raise SpecError(
+                f"{where}: option '{option_name(name)}' is set by the sweep per trial (use tasks / methods / seeds)"
+            )
 
 
 def trials(grid: Grid, where: str) -> list[Trial]:

@@ -29,7 +29,7 @@ def trial_paths(trials_dir: Path, trial: Trial) -> tuple[Path, Path]:
 
 
 def trial_state(trials_dir: Path, trial: Trial) -> str:
-    """"done", "resume" (a run with a checkpoint to continue from) or "new"."""
+    """ "done", "resume" (a run with a checkpoint to continue from) or "new"."""
     run_dir, _ = trial_paths(trials_dir, trial)
     if (run_dir / SUMMARY_FILE).is_file():
         return "done"
@@ -48,8 +48,12 @@ def placed(trials_dir: Path, trial: Trial, state: str) -> TrainConfig:
     run_dir, _ = trial_paths(trials_dir, trial)
     if state == "new" and run_dir.exists():
         shutil.rmtree(run_dir)
-    return dataclasses.replace(trial.config, run_dir=str(Path(trials_dir)), run_name=trial.name,
-                               resume=str(run_dir) if state == "resume" else "")
+    return dataclasses.replace(
+        trial.config,
+        run_dir=str(Path(trials_dir)),
+        run_name=trial.name,
+        resume=str(run_dir) if state == "resume" else "",
+    )
 
 
 def outcome_of(trial: Trial, status: str, run_dir: Path, log: Path, **extra) -> dict:

@@ -65,10 +65,10 @@ def restore_latest(
     mgr: ocp.CheckpointManager, agent_template: AgentState, step: int | None = None
 ) -> tuple[AgentState, dict, dict] | None:
     """(agent, buffer, meta) of the newest readable checkpoint (or of `step` only), or None."""
-    for step in [step] if step is not None else sorted(mgr.all_steps(), reverse=True):
+    for candidate in [step] if step is not None else sorted(mgr.all_steps(), reverse=True):
         try:
             restored = mgr.restore(
-                step,
+                candidate,
                 args=ocp.args.Composite(
                     agent=ocp.args.StandardRestore(agent_template),
                     buffer=ocp.args.StandardRestore(),
@@ -76,8 +76,11 @@ def restore_latest(
                 ),
             )
         except Exception as error:  # a corrupt or truncated checkpoint: fall back to the previous one
-            warnings.warn(f"checkpoint {step} in {mgr.directory} is unreadable ({type(error).__name__}); "
-                          "falling back to the previous one", stacklevel=2)
+            warnings.warn(
+                f"checkpoint {candidate} in {mgr.directory} is unreadable ({type(error).__name__}); "
+                "falling back to the previous one",
+                stacklevel=2,
+            )
             continue
         return restored["agent"], dict(restored["buffer"]), dict(restored["meta"])
     return None
@@ -124,8 +127,9 @@ def save_run(run: Run) -> None:
             "eval_env_rng": env_rng_states(run.eval_env),
             "env_rng": None if run.env is None else env_rng_states(run.env),
             "log_lines": run.log.lines,
-            "log_step": run.log.timeline("online" if run.env else "offline",
-                                         run.counters.online_done if run.env else run.counters.offline_done),
+            "log_step": run.log.timeline(
+                "online" if run.env else "offline", run.counters.online_done if run.env else run.counters.offline_done
+            ),
         }
         save(run.checkpoints, run.counters.gradient_steps, run.state, arrays, meta)
 
@@ -175,8 +179,9 @@ def _saved_meta(mgr: ocp.CheckpointManager, step: int) -> dict | None:
         return None
 
 
-def restore_for_resume(mgr: ocp.CheckpointManager, agent_template: AgentState,
-                       config: TrainConfig) -> tuple[AgentState, dict, dict]:
+def restore_for_resume(
+    mgr: ocp.CheckpointManager, agent_template: AgentState, config: TrainConfig
+) -> tuple[AgentState, dict, dict]:
     """(agent, buffer, meta) of the run's newest readable checkpoint, each one's options checked
     before its arrays are read (a copied checkpoint may not even fit the agent's shapes)."""
     folder = Path(config.resume) / CHECKPOINT_FOLDER

@@ -37,7 +37,9 @@ def train(
 
 
 def train_seeds(
-    config: TrainConfig, seeds: list[int], report: Callable[[dict], None] = lambda row: None,
+    config: TrainConfig,
+    seeds: list[int],
+    report: Callable[[dict], None] = lambda row: None,
     console: Console | None = None,
 ) -> list[RunResult]:
     """Independent agents for several seeds in one process: each has its own parameters, RNGs,

@@ -9,10 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from calql.version import __version__
 from calql.config import TrainConfig
+from calql.version import __version__
 
-CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_FOLDER = "config.json", "metrics.jsonl", "summary.json", "tensorboard"
+CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_FOLDER = (
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    "tensorboard",
+)
 
 
 def _plain(value):
@@ -41,7 +46,9 @@ def read_config(run_dir: Path) -> dict:
     """The saved configuration of a run directory (as a dict)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a calql run directory (no {CONFIG_FILE}); pass the folder `calql train` printed")
+        raise FileNotFoundError(
+            f"{path}: not a calql run directory (no {CONFIG_FILE}); pass the folder `calql train` printed"
+        )
     return json.loads(path.read_text())["config"]
 
 
@@ -57,7 +64,9 @@ class RunLog:
     """Append-only metrics of one run. On resume, the lines and TensorBoard events written after
     the checkpoint are discarded so the log continues exactly where the checkpoint left it."""
 
-    def __init__(self, path: Path, config: TrainConfig, resume_lines: int | None = None, resume_step: int | None = None):
+    def __init__(
+        self, path: Path, config: TrainConfig, resume_lines: int | None = None, resume_step: int | None = None
+    ):
         self.path, self.config = Path(path), config
         self.path.mkdir(parents=True, exist_ok=True)
         if resume_lines is None:
@@ -83,8 +92,13 @@ class RunLog:
         try:
             import wandb
 
-            return wandb.init(project=self.config.wandb_project, name=self.path.name, dir=str(self.path),
-                              config=dataclasses.asdict(self.config), settings=wandb.Settings(init_timeout=30))
+            return wandb.init(
+                project=self.config.wandb_project,
+                name=self.path.name,
+                dir=str(self.path),
+                config=dataclasses.asdict(self.config),
+                settings=wandb.Settings(init_timeout=30),
+            )
         except Exception as error:  # W&B is optional: a missing package or no network never stops a run
             warnings.warn(f"Weights & Biases disabled: {type(error).__name__}: {error}", stacklevel=2)
             return None

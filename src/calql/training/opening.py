@@ -32,8 +32,13 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     with Timer(timers, "dataset"):
         offline = load_offline_data(task, config)
     agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    state = create_agent(agent_key, offline.observations.shape[1], offline.actions.shape[1], config.agent,
-                         calibrate=config.algo == "calql")
+    state = create_agent(
+        agent_key,
+        offline.observations.shape[1],
+        offline.actions.shape[1],
+        config.agent,
+        calibrate=config.algo == "calql",
+    )
     calibration_rows = _calibration_rows(config.seed, offline.size)
     eval_env = _eval_env(task, config.seed)
     run_dir = _run_dir(config)
@@ -44,8 +49,21 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     calibration_batch = gather(offline, calibration_rows)  # keeps the true MC returns for the diagnostic
     if config.reference == "learned" and config.algo == "calql":
         offline = reference.with_learned_reference(offline, config, calibration_rows, log, timers)
-    run = Run(config, task, state, offline, log, np.random.default_rng(config.seed), act_key,
-              calibration_batch, eval_env, console, report, checkpoints, timers=timers)
+    run = Run(
+        config,
+        task,
+        state,
+        offline,
+        log,
+        np.random.default_rng(config.seed),
+        act_key,
+        calibration_batch,
+        eval_env,
+        console,
+        report,
+        checkpoints,
+        timers=timers,
+    )
     if restored:
         checkpoint.restore_run(run, restored)
     if config.agent.cql_lagrange:
@@ -71,6 +89,7 @@ def _run_dir(config: TrainConfig) -> Path:
         return Path(config.resume)
     run_dir = new_run_dir(config)
     if (run_dir / CONFIG_FILE).exists():
-        raise ConfigError(f"--run-name: {run_dir} already holds a run; resume it with --resume {run_dir} "
-                          "or choose another --run-name")
+        raise ConfigError(
+            f"--run-name: {run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-name"
+        )
     return run_dir

@@ -61,6 +61,7 @@ def online_phase(run: Run) -> None:
 
 # Gradient steps
 
+
 def gradient_steps(run: Run, count: int) -> dict[str, float]:
     """`count` gradient steps in scanned calls of updates_per_call (the last one padded with
     inactive steps, so one compiled shape serves any count); their mean metrics."""
@@ -96,6 +97,7 @@ def count_steps(run: Run, total: dict, count: int) -> dict[str, float]:
 
 # Offline
 
+
 def offline_eval_every(config: TrainConfig) -> int:
     return config.offline_eval_every or max(config.offline_steps, 1)
 
@@ -130,6 +132,7 @@ def end_offline_phase(run: Run) -> None:
 
 # Online
 
+
 def begin_online_phase(run: Run) -> None:
     """The online environment and buffer (a resumed online run has them already)."""
     if run.env is None:
@@ -146,6 +149,7 @@ def evaluate_at_start(run: Run) -> None:
 
 def collect_episode(run: Run) -> tuple[int, bool]:
     """One episode of the stochastic policy into the online buffer, with its G: (length, success)."""
+
     def explore(observation):
         action, run.act_key = sample_action(run.state.actor, observation, run.act_key)
         return np.asarray(action)
@@ -155,8 +159,12 @@ def collect_episode(run: Run) -> tuple[int, bool]:
     task = run.task
     rewards = transform_rewards(episode.rewards, task.reward_scale, task.reward_bias)
     transitions = episode_transitions(
-        episode.observations, episode.actions, rewards, episode.next_observations,
-        episode.terminated, task.return_rule(run.config.agent.discount),
+        episode.observations,
+        episode.actions,
+        rewards,
+        episode.next_observations,
+        episode.terminated,
+        task.return_rule(run.config.agent.discount),
     )
     run.buffer.add(transitions)
     run.counters.online_successes.append(episode.success)
@@ -168,8 +176,12 @@ def end_episode(run: Run, before: int, length: int, success: bool, metrics: dict
     """Record an episode's updates (the run was at online step `before`), then evaluate and
     checkpoint when due."""
     cfg, counters = run.config, run.counters
-    record_training(run, "online/train", counters.online_done,
-                    {**metrics, "episode_success": float(success), "episode_length": length})
+    record_training(
+        run,
+        "online/train",
+        counters.online_done,
+        {**metrics, "episode_success": float(success), "episode_length": length},
+    )
     if counters.online_done >= counters.next_eval or counters.online_done >= cfg.online_steps:
         evaluate_online(run)
     if due(counters.online_done, before, cfg.checkpoint_every) or counters.online_done >= cfg.online_steps:
@@ -190,6 +202,7 @@ def next_eval_step(config: TrainConfig, done: int) -> int:
 
 # Recording and evaluating
 
+
 def due(done: int, before: int, every: int) -> bool:
     """Whether a multiple of `every` lies in (before, done]."""
     return every > 0 and done // every > before // every
@@ -200,10 +213,13 @@ def record_training(run: Run, phase: str, step: int, metrics: dict) -> None:
     run.log.record(phase, step, metrics)
     if run.lagrange_watch is None or "critic/cql_multiplier" not in metrics:
         return
-    warning = run.lagrange_watch.observe(int(metrics["gradient_steps"]), metrics["critic/cql_gap"],
-                                         metrics["critic/cql_multiplier"])
+    warning = run.lagrange_watch.observe(
+        int(metrics["gradient_steps"]), metrics["critic/cql_gap"], metrics["critic/cql_multiplier"]
+    )
     if warning:
-        run.console.print(f"{warning} (seed {run.config.seed})", markup=False, highlight=False, style="yellow", soft_wrap=True)
+        run.console.print(
+            f"{warning} (seed {run.config.seed})", markup=False, highlight=False, style="yellow", soft_wrap=True
+        )
         run.counters.warnings.append(warning)
 
 
@@ -212,8 +228,12 @@ def evaluate_policy(run: Run, phase: str, step: int) -> dict:
     (against the true Monte-Carlo returns); logged, reported and returned as one row."""
     with Timer(run.timers, "evaluate"):
         actor = run.state.actor
-        result = evaluate(run.eval_env, lambda obs: np.asarray(deterministic_action(actor, obs)),
-                          run.config.eval_episodes, run.task.score_reward_info)
+        result = evaluate(
+            run.eval_env,
+            lambda obs: np.asarray(deterministic_action(actor, obs)),
+            run.config.eval_episodes,
+            run.task.score_reward_info,
+        )
         result["normalized_score"] = float(run.task.normalized_score(result.pop("score_return")))
         result.update(mean_metrics(calibration_stats(run.state, run.calibration_batch)))
         if run.counters.online_successes:

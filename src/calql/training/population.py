@@ -29,7 +29,9 @@ def train_population(runs: list[Run]) -> None:
 
 def offline_phase(runs: list[Run]) -> None:
     cfg, lead = runs[0].config, runs[0].counters
-    progress = PhaseProgress(runs[0].console, _label("offline gradient steps", runs), cfg.offline_steps, lead.offline_done)
+    progress = PhaseProgress(
+        runs[0].console, _label("offline gradient steps", runs), cfg.offline_steps, lead.offline_done
+    )
     while lead.offline_done < cfg.offline_steps:
         chunk = phases.offline_chunk(cfg, lead.offline_done)
         all_metrics = gradient_steps(runs, [chunk] * len(runs))
@@ -50,8 +52,10 @@ def online_phase(runs: list[Run]) -> None:
         phases.evaluate_at_start(run)
     while _slowest(runs) < cfg.online_steps:
         befores = [run.counters.online_done for run in runs]
-        episodes = [phases.collect_episode(run) if before < cfg.online_steps else (0, False)
-                    for run, before in zip(runs, befores)]
+        episodes = [
+            phases.collect_episode(run) if before < cfg.online_steps else (0, False)
+            for run, before in zip(runs, befores)
+        ]
         all_metrics = gradient_steps(runs, [length * cfg.utd for length, _ in episodes])
         for run, before, (length, success), metrics in zip(runs, befores, episodes, all_metrics):
             if length:
@@ -68,8 +72,10 @@ def gradient_steps(runs: list[Run], counts: list[int]) -> list[dict[str, float]]
     for start in range(0, max(counts), size):
         actives = [np.arange(size) < count - start for count in counts]
         with Timer(runs[0].timers, "sample"):
-            batches = [phases.sample_batches(run, size) if active.any() else _empty_batches(run, size)
-                       for run, active in zip(runs, actives)]
+            batches = [
+                phases.sample_batches(run, size) if active.any() else _empty_batches(run, size)
+                for run, active in zip(runs, actives)
+            ]
         with Timer(runs[0].timers, "update"):
             call_metrics = _vmapped_update(runs, batches, actives)
         for total, metrics, active, count in zip(totals, call_metrics, actives, counts):
@@ -80,7 +86,9 @@ def gradient_steps(runs: list[Run], counts: list[int]) -> list[dict[str, float]]
 def _vmapped_update(runs: list[Run], batches: list[Transitions], actives: list[np.ndarray]) -> list[dict]:
     """One compiled call updating every run's agent; each run's mean metrics of the call."""
     stacked = Transitions(*(np.stack(fields) for fields in zip(*batches)))
-    states, metrics = update_seeds([run.state for run in runs], jax.device_put(stacked), jax.device_put(np.stack(actives)))
+    states, metrics = update_seeds(
+        [run.state for run in runs], jax.device_put(stacked), jax.device_put(np.stack(actives))
+    )
     for run, state in zip(runs, states):
         run.state = state
     metrics = {key: np.asarray(value) for key, value in metrics.items()}

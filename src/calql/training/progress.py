@@ -30,9 +30,14 @@ class PhaseProgress:
         self.bar = None
         if console.is_terminal:
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
-                console=console, transient=False,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[metrics]}"),
+                console=console,
+                transient=False,
             )
             self.task = self.bar.add_task(label, total=total, completed=done, rate="", metrics="")
             self.bar.start()
@@ -45,12 +50,18 @@ class PhaseProgress:
     def update(self, done: int, metrics: dict) -> None:
         self.done = done
         if self.bar is not None:
-            self.bar.update(self.task, completed=min(done, self.total), rate=f"{self.rate:.0f}/s", metrics=_summary(metrics))
+            self.bar.update(
+                self.task, completed=min(done, self.total), rate=f"{self.rate:.0f}/s", metrics=_summary(metrics)
+            )
         elif time.perf_counter() - self.last_plain >= self.plain_every_s or done >= self.total:
             self.last_plain = time.perf_counter()
             remaining = max(self.total - done, 0) / self.rate if self.rate > 0 else float("nan")
-            self.console.print(f"{self.label}: {done}/{self.total}  {self.rate:.0f}/s  eta {remaining:.0f} s  "
-                               f"{_summary(metrics)}", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(
+                f"{self.label}: {done}/{self.total}  {self.rate:.0f}/s  eta {remaining:.0f} s  {_summary(metrics)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

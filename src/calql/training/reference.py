@@ -43,12 +43,17 @@ def error_vs_mc(values: np.ndarray, mc_returns: np.ndarray) -> dict[str, float]:
     return {
         "reference/mae_vs_mc": float(np.abs(diff).mean()),
         "reference/bias_vs_mc": float(diff.mean()),
-        "reference/corr_vs_mc": float(np.corrcoef(values, mc_returns)[0, 1]) if values.std() > 0 and mc_returns.std() > 0 else math.nan,
+        "reference/corr_vs_mc": float(np.corrcoef(values, mc_returns)[0, 1])
+        if values.std() > 0 and mc_returns.std() > 0
+        else math.nan,
     }
 
 
 def fit_reference(
-    offline: Transitions, config: TrainConfig, key: jax.Array, probe_rows: np.ndarray,
+    offline: Transitions,
+    config: TrainConfig,
+    key: jax.Array,
+    probe_rows: np.ndarray,
     record: Callable[[int, dict], None],
 ) -> np.ndarray:
     """Fit V^mu for config.reference_steps gradient steps (rounded up to whole scanned calls);
@@ -56,8 +61,16 @@ def fit_reference(
     and the error on the whole dataset at the end. Returns V(s) per offline transition (float32).
     `offline.reference` must still hold the Monte-Carlo returns (the errors are against them)."""
     agent = config.agent
-    state = create_reference(key, offline.observations.shape[1], agent.critic_hidden_dims, agent.critic_lr,
-                             agent.discount, agent.tau, agent.layer_norm, agent.orthogonal_init)
+    state = create_reference(
+        key,
+        offline.observations.shape[1],
+        agent.critic_hidden_dims,
+        agent.critic_lr,
+        agent.discount,
+        agent.tau,
+        agent.layer_norm,
+        agent.orthogonal_init,
+    )
     rng = np.random.default_rng([config.seed, 2])
     size = config.updates_per_call
     calls = -(-config.reference_steps // size)
@@ -91,8 +104,9 @@ def load_values(run_dir: Path, size: int) -> np.ndarray | None:
     return values if values.shape == (size,) and np.isfinite(values).all() else None
 
 
-def with_learned_reference(offline: Transitions, config: TrainConfig, probe_rows: np.ndarray, log: RunLog,
-                           timers: dict) -> Transitions:
+def with_learned_reference(
+    offline: Transitions, config: TrainConfig, probe_rows: np.ndarray, log: RunLog, timers: dict
+) -> Transitions:
     """The offline data with the fitted behaviour value as its reference; a resumed run reuses the
     values its first attempt saved instead of fitting again."""
     values = load_values(log.path, offline.size) if config.resume else None
@@ -100,7 +114,8 @@ def with_learned_reference(offline: Transitions, config: TrainConfig, probe_rows
         # fold_in leaves the agent's and the actor's key streams as they are without a reference.
         key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
         with Timer(timers, "reference"):
-            values = fit_reference(offline, config, key, probe_rows,
-                                   lambda step, metrics: log.record("offline/reference", step, metrics))
+            values = fit_reference(
+                offline, config, key, probe_rows, lambda step, metrics: log.record("offline/reference", step, metrics)
+            )
         save_values(log.path, values)
     return offline._replace(reference=values)

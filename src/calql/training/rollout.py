@@ -47,8 +47,9 @@ def run_episode(env: gym.Env, policy: Policy, seed: int | None = None, score_key
         if terminated or truncated:
             break
     observations, actions, rewards, next_observations = (np.asarray(x) for x in zip(*steps))
-    return Episode(observations, actions, rewards.astype(np.float32), next_observations, bool(terminated), success,
-                   score_return)
+    return Episode(
+        observations, actions, rewards.astype(np.float32), next_observations, bool(terminated), success, score_return
+    )
 
 
 def evaluate(env: gym.Env, policy: Policy, num_episodes: int, score_key: str = "") -> dict[str, float]:

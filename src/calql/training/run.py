@@ -91,8 +91,13 @@ def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
     raw = task.load_dataset(config.dataset_size, config.dataset_seed)
     rewards = transform_rewards(raw["rewards"], task.reward_scale, task.reward_bias)
     return offline_transitions(
-        raw["observations"], raw["actions"], rewards, raw["next_observations"],
-        raw["terminals"], raw["timeouts"], task.return_rule(config.agent.discount),
+        raw["observations"],
+        raw["actions"],
+        rewards,
+        raw["next_observations"],
+        raw["terminals"],
+        raw["timeouts"],
+        task.return_rule(config.agent.discount),
     )
 
 
@@ -118,8 +123,15 @@ def finish(run: Run, start: float) -> RunResult:
     counters = run.counters
     final = counters.final_result or counters.offline_result
     regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
-    result = RunResult(str(run.log.path), counters.offline_result, final, regret, time.perf_counter() - start,
-                       dict(run.timers), list(counters.warnings))
+    result = RunResult(
+        str(run.log.path),
+        counters.offline_result,
+        final,
+        regret,
+        time.perf_counter() - start,
+        dict(run.timers),
+        list(counters.warnings),
+    )
     run.log.write_summary(dataclasses.asdict(result))
     run.log.close()
     run.checkpoints.close()
