@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from calql.config import PRESETS
 from calql.data import sources
 from calql.data.returns import trajectory_ends
 from calql.data.sources import DatasetError
@@ -41,8 +42,6 @@ def _builtin_names() -> list[str]:
 
 
 def _default_size(task: registry.Task) -> int:
-    from calql.config import PRESETS
-
     return PRESETS[task.preset].dataset_size
 
 
