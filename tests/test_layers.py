@@ -12,7 +12,7 @@ import calql
 ROOT = Path(calql.__file__).parent
 
 LAYERS = (
-    ("calql.errors", "calql.version", "calql.methods"),
+    ("calql.errors", "calql.version", "calql.methods", "calql.rundir"),
     ("calql.config",),
     ("calql.data",),
     ("calql.envs", "calql.agent"),

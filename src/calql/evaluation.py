@@ -16,8 +16,9 @@ from calql.envs.common import env_stack
 from calql.envs.tasks import Task, get_task
 from calql.errors import CalqlError
 from calql.reporting.stats import mean_interval
+from calql.rundir import CONFIG_FILE
 from calql.training import checkpoint
-from calql.training.metrics import CONFIG_FILE, read_config
+from calql.training.metrics import read_config
 from calql.training.rollout import Episode, run_episode
 
 

@@ -17,6 +17,7 @@ from calql.config import online_eval_steps
 from calql.errors import CalqlError
 from calql.methods import METHODS, method_of
 from calql.reporting.stats import curve_interval
+from calql.rundir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, row_phase
 
 REQUIRED_SETTINGS = ("task", "algo", "seed", "online_steps", "eval_every")
 
@@ -52,7 +53,7 @@ class RunData:
 
     def evals(self, phase: str) -> list[dict]:
         """The evaluation rows of phase "offline" or "online", in order."""
-        return [row for row in self.rows if row["phase"] == f"{phase}/eval"]
+        return [row for row in self.rows if row["phase"] == row_phase(phase, "eval")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,27 +89,27 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory")
-    for name in ("metrics.jsonl", "config.json"):
+    for name in (METRICS_FILE, CONFIG_FILE):
         if not (path / name).is_file():
             raise RunDirError(f"{path}: not a run directory (no {name})")
     try:
-        config = json.loads((path / "config.json").read_text())["config"]
+        config = json.loads((path / CONFIG_FILE).read_text())["config"]
         missing = [key for key in REQUIRED_SETTINGS if key not in config]
     except (json.JSONDecodeError, KeyError, TypeError):
         missing = ["config"]
     if missing:
-        raise RunDirError(f"{path / 'config.json'}: not a calql run configuration (no {', '.join(missing)})")
-    summary_path = path / "summary.json"
+        raise RunDirError(f"{path / CONFIG_FILE}: not a calql run configuration (no {', '.join(missing)})")
+    summary_path = path / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    return RunData(path, config, _read_metrics(path / "metrics.jsonl"), summary)
+    return RunData(path, config, _read_metrics(path / METRICS_FILE), summary)
 
 
 def find_runs(paths: list[str | Path]) -> list[RunData]:
     """Run directories, or folders whose subfolders are run directories (e.g. `runs/`)."""
     runs = []
     for path in map(Path, paths):
-        children = sorted(p for p in path.iterdir() if (p / "metrics.jsonl").is_file()) if path.is_dir() else []
-        if (path / "metrics.jsonl").is_file() or not children:
+        children = sorted(p for p in path.iterdir() if (p / METRICS_FILE).is_file()) if path.is_dir() else []
+        if (path / METRICS_FILE).is_file() or not children:
             runs.append(load_run(path))
         else:
             runs.extend(load_run(child) for child in children)

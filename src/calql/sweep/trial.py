@@ -19,8 +19,8 @@ from rich.console import Console
 from calql import api
 from calql.config import TrainConfig
 from calql.console import report_line
+from calql.rundir import CHECKPOINT_FOLDER, CONFIG_FILE, SUMMARY_FILE
 from calql.sweep.spec import Trial
-from calql.training.metrics import CONFIG_FILE, SUMMARY_FILE
 
 
 def trial_paths(trials_dir: Path, trial: Trial) -> tuple[Path, Path]:
@@ -33,7 +33,7 @@ def trial_state(trials_dir: Path, trial: Trial) -> str:
     run_dir, _ = trial_paths(trials_dir, trial)
     if (run_dir / SUMMARY_FILE).is_file():
         return "done"
-    if (run_dir / CONFIG_FILE).is_file() and any((run_dir / "checkpoints").glob("*")):
+    if (run_dir / CONFIG_FILE).is_file() and any((run_dir / CHECKPOINT_FOLDER).glob("*")):
         return "resume"
     return "new"
 

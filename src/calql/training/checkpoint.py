@@ -26,10 +26,10 @@ from calql.config import TrainConfig, config_from_dict, differences
 from calql.data.transitions import Transitions
 from calql.envs.common import env_stack
 from calql.errors import CalqlError
+from calql.rundir import CHECKPOINT_FOLDER
 from calql.training.metrics import read_config
 from calql.training.run import Counters, Run, Timer, start_online
 
-CHECKPOINT_FOLDER = "checkpoints"
 WHERE_IT_RUNS = ("run_dir", "run_name", "resume")
 """Options a resume may change: where the run directory is, not what the run does."""
 

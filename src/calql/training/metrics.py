@@ -10,14 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from calql.config import TrainConfig
+from calql.rundir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_FOLDER
 from calql.version import __version__
-
-CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_FOLDER = (
-    "config.json",
-    "metrics.jsonl",
-    "summary.json",
-    "tensorboard",
-)
 
 
 def _plain(value):

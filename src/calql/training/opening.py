@@ -16,8 +16,9 @@ from calql.config import ConfigError, TrainConfig
 from calql.data.replay import gather
 from calql.envs.binding import bind
 from calql.envs.tasks import Task, get_task
+from calql.rundir import CONFIG_FILE
 from calql.training import checkpoint, reference
-from calql.training.metrics import CONFIG_FILE, RunLog, new_run_dir
+from calql.training.metrics import RunLog, new_run_dir
 from calql.training.run import Run, Timer, load_offline_data
 from calql.training.watch import LagrangeWatch
 

@@ -18,6 +18,7 @@ from calql.config import TrainConfig, online_eval_steps
 from calql.data.replay import episode_transitions, sample_stack
 from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
+from calql.rundir import OFFLINE, ONLINE, row_phase
 from calql.training.checkpoint import save_run
 from calql.training.metrics import mean_metrics
 from calql.training.progress import PhaseProgress
@@ -117,7 +118,7 @@ def end_offline_chunk(run: Run, chunk: int, metrics: dict) -> None:
     before = counters.offline_done
     counters.offline_done += chunk
     done = counters.offline_done
-    record_training(run, "offline/train", done, metrics)
+    record_training(run, row_phase(OFFLINE, "train"), done, metrics)
     if done % offline_eval_every(cfg) == 0 or done == cfg.offline_steps:
         counters.offline_result = evaluate_policy(run, "offline", done)
     if due(done, before, cfg.checkpoint_every) or done == cfg.offline_steps:
@@ -178,7 +179,7 @@ def end_episode(run: Run, before: int, length: int, success: bool, metrics: dict
     cfg, counters = run.config, run.counters
     record_training(
         run,
-        "online/train",
+        row_phase(ONLINE, "train"),
         counters.online_done,
         {**metrics, "episode_success": float(success), "episode_length": length},
     )
@@ -238,6 +239,6 @@ def evaluate_policy(run: Run, phase: str, step: int) -> dict:
         result.update(mean_metrics(calibration_stats(run.state, run.calibration_batch)))
         if run.counters.online_successes:
             result["cumulative_regret"] = 1.0 - float(np.mean(run.counters.online_successes))
-    row = run.log.record(f"{phase}/eval", step, result)
+    row = run.log.record(row_phase(phase, "eval"), step, result)
     run.report({**row, "seed": run.config.seed})
     return row

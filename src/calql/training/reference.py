@@ -18,6 +18,7 @@ from calql.agent.reference import ReferenceState, create_reference, fit, predict
 from calql.config import TrainConfig
 from calql.data.replay import gather
 from calql.data.transitions import Transitions
+from calql.rundir import OFFLINE, row_phase
 from calql.training.metrics import RunLog, mean_metrics
 from calql.training.run import Timer
 
@@ -115,7 +116,11 @@ def with_learned_reference(
         key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
         with Timer(timers, "reference"):
             values = fit_reference(
-                offline, config, key, probe_rows, lambda step, metrics: log.record("offline/reference", step, metrics)
+                offline,
+                config,
+                key,
+                probe_rows,
+                lambda step, metrics: log.record(row_phase(OFFLINE, "reference"), step, metrics),
             )
         save_values(log.path, values)
     return offline._replace(reference=values)
