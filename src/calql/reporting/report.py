@@ -179,8 +179,9 @@ def _header(runs: list[RunData]) -> list[str]:
         "evaluated score in the first 20% of fine-tuning (0 = no unlearning).",
         "",
         f"Settings: {settings.get('offline_steps')} offline gradient steps, {settings.get('online_steps')} "
-        f"online environment steps, {settings.get('eval_episodes')} evaluation episodes, dataset of "
-        f"{settings.get('dataset_size')} transitions (dataset seed {settings.get('dataset_seed')}).",
+        f"online environment steps, {settings.get('eval_episodes')} evaluation episodes, dataset "
+        f"{settings.get('dataset') or 'the task default'} (--dataset-size {settings.get('dataset_size')}, used by "
+        f"generated datasets of variable size; dataset seed {settings.get('dataset_seed')}).",
         "",
     ]
     if differing := _differing_settings(runs):
