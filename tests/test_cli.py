@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from calql.cli import main
@@ -125,3 +126,47 @@ def test_online_phase_takes_utd_updates_per_env_step_and_follows_the_calibration
     assert env_steps >= 300
     assert online[-1]["gradient_steps"] == 200 + utd * env_steps
     assert sum(row["episode_length"] for row in online) == env_steps
+
+
+@pytest.mark.parametrize(
+    "field, row, value, expected",
+    [
+        ("rewards", 7, np.nan, "field 'rewards' has 1 NaN or infinite values (first at row 7)"),
+        ("actions", 3, 7.5, "field 'actions' has 1 rows outside the action bounds"),
+    ],
+)
+def test_a_bad_builtin_cache_is_one_line_naming_the_folder(field, row, value, expected, tmp_path, monkeypatch, capsys):
+    from calql.envs import cache, pointmaze
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    data = pointmaze.generate_dataset("umaze", 5000, seed=0)
+    data[field] = data[field].copy()
+    data[field][row] = value
+    env = pointmaze.make_env("umaze")
+    cache.write_minari(pointmaze.dataset_id("umaze", 5000, 0), data, env, "test", "a corrupted cache")
+    env.close()
+    assert main(["train", *TINY_RUN, "--run-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    folder = tmp_path / "minari" / pointmaze.dataset_id("umaze", 5000, 0)
+    assert err.startswith(f"calql: error: corrupt dataset cache at {folder} (") and expected in err
+    assert err.strip().endswith("delete that folder to regenerate it")
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_a_losing_cache_writer_leaves_the_winners_folder(tmp_path, monkeypatch):
+    import pathlib
+
+    import minari
+
+    from calql.envs import cache, pointmaze
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    data = pointmaze.generate_dataset("umaze", 300, seed=0)
+    env = pointmaze.make_env("umaze")
+    dataset_id = pointmaze.dataset_id("umaze", 300, 0)
+    cache.write_minari(dataset_id, data, env, "test", "the winner")
+    with monkeypatch.context() as patch, pytest.raises(ValueError, match="already exists"):
+        patch.setattr(pathlib.Path, "exists", lambda self: False)  # it looked before the winner finished
+        cache.write_minari(dataset_id, data, env, "test", "the loser")
+    env.close()
+    assert minari.load_dataset(dataset_id).total_steps == 300
