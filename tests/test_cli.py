@@ -48,6 +48,21 @@ TINY_RUN = [
         (["--online-steps", "-3"], "--online-steps must be >= 0, got -3"),
         (["--mixing-ratio", "1.5"], "--mixing-ratio must be in [0, 1], got 1.5"),
         (["--batch-size", "255"], "--batch-size 255 x --mixing-ratio 0.5 = 127.5 offline rows per batch"),
+        (["--agent.critic-lr", "-1"], "--agent.critic-lr must be > 0 and finite, got -1.0"),
+        (["--agent.critic-lr", "0"], "--agent.critic-lr must be > 0 and finite, got 0.0"),
+        (["--agent.policy-lr", "inf"], "--agent.policy-lr must be > 0 and finite, got inf"),
+        (["--agent.policy-lr", "nan"], "--agent.policy-lr must be > 0 and finite, got nan"),
+        (
+            ["--agent.critic-hidden-dims", "16", "0"],
+            "--agent.critic-hidden-dims needs one or more layer widths, each >= 1, got [16, 0]",
+        ),
+        (
+            ["--agent.policy-hidden-dims", "-4"],
+            "--agent.policy-hidden-dims needs one or more layer widths, each >= 1, got [-4]",
+        ),
+        (["--agent.cql-alpha", "-0.5"], "--agent.cql-alpha must be >= 0 and finite, got -0.5"),
+        (["--agent.num-sampled-actions", "0"], "--agent.num-sampled-actions must be >= 1, got 0"),
+        (["--agent.init-log-temperature", "inf"], "--agent.init-log-temperature must be finite, got inf"),
         (
             ["--preset", "nope"],
             "--preset: unknown preset 'nope'; accepted: antmaze, adroit, adroit-pen, kitchen, manipulation, pointmaze",
@@ -170,3 +185,13 @@ def test_a_losing_cache_writer_leaves_the_winners_folder(tmp_path, monkeypatch):
         cache.write_minari(dataset_id, data, env, "test", "the loser")
     env.close()
     assert minari.load_dataset(dataset_id).total_steps == 300
+
+
+def test_empty_hidden_dims_are_refused_naming_the_option():
+    import dataclasses
+
+    from calql.config import ConfigError, TrainConfig, validate
+
+    config = TrainConfig()
+    with pytest.raises(ConfigError, match=r"--agent.critic-hidden-dims needs one or more layer widths.*got \[\]"):
+        validate(dataclasses.replace(config, agent=dataclasses.replace(config.agent, critic_hidden_dims=())))
