@@ -195,3 +195,39 @@ def test_empty_hidden_dims_are_refused_naming_the_option():
     config = TrainConfig()
     with pytest.raises(ConfigError, match=r"--agent.critic-hidden-dims needs one or more layer widths.*got \[\]"):
         validate(dataclasses.replace(config, agent=dataclasses.replace(config.agent, critic_hidden_dims=())))
+
+
+DIVERGING = [*TINY_RUN, "--online-steps", "0", "--offline-steps", "400", "--checkpoint-every", "100"]
+
+
+def test_a_diverging_run_stops_in_one_line_without_a_summary(tmp_path, capsys):
+    assert main(["train", *DIVERGING, "--agent.critic-lr", "1e6", "--run-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("calql: error:")]
+    assert len(errors) == 1 and errors[0].startswith("calql: error: training diverged at offline gradient step ")
+    assert "critic/td_loss is " in errors[0] and "--agent.critic-lr" in errors[0] and "Traceback" not in err
+    run_dir = next(Path(tmp_path).iterdir())
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_divergence_names_the_step_the_loss_and_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    from calql.training import phases
+
+    calls, real = [], phases.mean_metrics
+
+    def nan_after_four_calls(metrics):
+        calls.append(1)
+        means = real(metrics)
+        return {**means, "critic/td_loss": float("nan")} if len(calls) > 4 else means
+
+    monkeypatch.setattr(phases, "mean_metrics", nan_after_four_calls)
+    assert main(["train", *DIVERGING, "--run-dir", str(tmp_path)]) == 2
+    run_dir = next(Path(tmp_path).iterdir())
+    last_line = capsys.readouterr().err.splitlines()[-1]
+    assert last_line.startswith(
+        "calql: error: training diverged at offline gradient step 300: critic/td_loss is nan; "
+        f"the last good checkpoint is {run_dir / 'checkpoints' / '200'}; start a new run with a lower"
+    )
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if row["phase"] == "offline/train"] == [100, 200]
+    assert not (run_dir / "summary.json").exists()

@@ -133,6 +133,11 @@ def finish(run: Run, start: float) -> RunResult:
         list(counters.warnings),
     )
     run.log.write_summary(dataclasses.asdict(result))
-    run.log.close()
-    run.checkpoints.close()
+    close(run)
     return result
+
+
+def close(run: Run) -> None:
+    """Close the run's log and checkpoints (a run that stops early keeps them as they are)."""
+    run.log.close()
+    run.checkpoints.close()  # type: ignore[attr-defined]
