@@ -231,3 +231,19 @@ def test_divergence_names_the_step_the_loss_and_the_last_good_checkpoint(tmp_pat
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if row["phase"] == "offline/train"] == [100, 200]
     assert not (run_dir / "summary.json").exists()
+
+
+def test_no_online_steps_writes_a_null_regret_that_every_reader_copes_with(tmp_path, capsys):
+    import math
+
+    from calql.console import regret_text
+    from calql.reporting.protocol import cumulative_regret
+    from calql.reporting.runs import load_run
+
+    assert main(["train", *TINY_RUN, "--online-steps", "0", "--offline-steps", "50", "--run-dir", str(tmp_path)]) == 0
+    assert "cumulative regret: n/a (no online episodes)" in capsys.readouterr().out
+    run_dir = next(Path(tmp_path).iterdir())
+    text = (run_dir / "summary.json").read_text()
+    assert json.loads(text)["regret"] is None and "NaN" not in text
+    assert math.isnan(cumulative_regret(load_run(run_dir)))
+    assert regret_text(None) == regret_text(math.nan) == "n/a (no online episodes)" and regret_text(0.25) == "0.250"

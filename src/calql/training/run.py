@@ -3,7 +3,6 @@ environments, online buffer, log, checkpoints), its online half, and the summary
 
 import contextlib
 import dataclasses
-import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -67,7 +66,8 @@ class RunResult:
     run_dir: str
     offline: dict
     final: dict
-    regret: float
+    regret: float | None
+    """The mean of (1 - success) over the online episodes; None (null in summary.json) without any."""
     wall_time: float
     timers: dict[str, float]
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -122,7 +122,7 @@ def finish(run: Run, start: float) -> RunResult:
     """Write the run's summary.json (its final results, regret, time and warnings) and close it."""
     counters = run.counters
     final = counters.final_result or counters.offline_result
-    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
+    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else None
     result = RunResult(
         str(run.log.path),
         counters.offline_result,
