@@ -247,3 +247,18 @@ def test_no_online_steps_writes_a_null_regret_that_every_reader_copes_with(tmp_p
     assert json.loads(text)["regret"] is None and "NaN" not in text
     assert math.isnan(cumulative_regret(load_run(run_dir)))
     assert regret_text(None) == regret_text(math.nan) == "n/a (no online episodes)" and regret_text(0.25) == "0.250"
+
+
+def test_a_run_name_that_is_a_folder_of_other_files_is_refused(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "metrics.jsonl").write_text("precious\n")
+    args = ["train", *TINY_RUN, "--run-dir", str(tmp_path), "--run-name", "mine"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        f"calql: error: --run-name: {folder} exists and holds files but is not a calql run (no config.json); "
+        "choose another --run-name or --run-dir, or empty that folder"
+    )
+    assert (folder / "metrics.jsonl").read_text() == "precious\n"
+    assert sorted(folder.iterdir()) == [folder / "metrics.jsonl"]  # no checkpoints/ either
