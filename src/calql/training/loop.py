@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 
 from calql.config import ConfigError, TrainConfig, validate
+from calql.rundir import is_finished
 from calql.training import checkpoint, phases, population
 from calql.training.opening import open_run
-from calql.training.run import Run, RunResult, close, finish
+from calql.training.run import Run, RunResult, close, finish, stored_result
 
 __all__ = ["RunResult", "train", "train_seeds"]
 
@@ -44,10 +45,13 @@ def train(
     config = validate(config)
     if config.resume:
         checkpoint.check_resume_options(config)
+        if is_finished(config.resume):
+            return stored_result(config.resume)  # nothing left to do: the run stays as it is
     run = open_run(config, console or Console(), report)
+    run.started = start
     with closed_on_error([run]):
         phases.train_run(run)
-    return finish(run, start)
+    return finish(run)
 
 
 def train_seeds(
@@ -67,9 +71,11 @@ def train_seeds(
         raise ConfigError(f"--seeds must be distinct, got {seeds}")
     console = console or Console()
     runs = [open_run(dataclasses.replace(config, seed=seed, seeds=()), console, report) for seed in seeds]
+    for run in runs:
+        run.started = start
     with closed_on_error(runs):
         if len(runs) == 1:
             phases.train_run(runs[0])
         else:
             population.train_population(runs)
-    return [finish(run, start) for run in runs]
+    return [finish(run) for run in runs]

@@ -3,9 +3,11 @@ environments, online buffer, log, checkpoints), its online half, and the summary
 
 import contextlib
 import dataclasses
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import jax
@@ -18,6 +20,7 @@ from calql.data.replay import OnlineBuffer, offline_transitions
 from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task
+from calql.rundir import SUMMARY_FILE
 from calql.training.metrics import RunLog
 from calql.training.watch import LagrangeWatch
 
@@ -59,6 +62,14 @@ class Run:
     buffer: OnlineBuffer | None = None
     timers: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
     lagrange_watch: LagrangeWatch | None = None
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    """When this process began the run (loop.train sets it before the run is opened)."""
+    earlier_wall_time: float = 0.0
+    """Seconds the run's earlier processes spent, up to the checkpoint this one resumed from."""
+
+    def wall_time(self) -> float:
+        """Seconds over all of the run's processes so far."""
+        return self.earlier_wall_time + time.perf_counter() - self.started
 
 
 @dataclasses.dataclass
@@ -118,7 +129,7 @@ def matmul_precision(config: TrainConfig) -> contextlib.AbstractContextManager:
     return jax.default_matmul_precision(None if precision == "default" else precision)
 
 
-def finish(run: Run, start: float) -> RunResult:
+def finish(run: Run) -> RunResult:
     """Write the run's summary.json (its final results, regret, time and warnings) and close it."""
     counters = run.counters
     final = counters.final_result or counters.offline_result
@@ -128,13 +139,19 @@ def finish(run: Run, start: float) -> RunResult:
         counters.offline_result,
         final,
         regret,
-        time.perf_counter() - start,
+        run.wall_time(),
         dict(run.timers),
         list(counters.warnings),
     )
     run.log.write_summary(dataclasses.asdict(result))
     close(run)
     return result
+
+
+def stored_result(run_dir: str | Path) -> RunResult:
+    """The RunResult a finished run wrote to its summary.json."""
+    summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    return RunResult(**{field.name: summary[field.name] for field in dataclasses.fields(RunResult)})
 
 
 def close(run: Run) -> None:
