@@ -18,7 +18,7 @@ import numpy as np
 
 from calql.methods import label
 from calql.reporting import stats
-from calql.reporting.protocol import final_score, finetuning_dip, start_score
+from calql.reporting.protocol import cumulative_regret, final_score, finetuning_dip, start_score
 from calql.reporting.runs import RunData, find_runs, group_runs
 
 
@@ -67,8 +67,8 @@ def results_table(groups) -> list[str]:
     ]
     for (task, method), runs in groups.items():
         done = _finished(runs)
-        regrets = [run.summary["regret"] for run in done]
-        cql = [run.summary["regret"] for run in _finished(groups.get((task, "cql"), []))]
+        regrets = [cumulative_regret(run) for run in done]
+        cql = [cumulative_regret(run) for run in _finished(groups.get((task, "cql"), []))]
         ratio = stats.ratio_interval(regrets, cql) if method != "cql" and cql else (np.nan,) * 3
         cells = [
             _interval(done, start_score, 1),
@@ -115,7 +115,7 @@ def claims_table(groups) -> list[str]:
         if method == "cql" or not cql or not done:
             continue
         dip = stats.difference_interval([finetuning_dip(r) for r in cql], [finetuning_dip(r) for r in done])
-        ratio = stats.ratio_interval([r.summary["regret"] for r in done], [r.summary["regret"] for r in cql])
+        ratio = stats.ratio_interval([cumulative_regret(r) for r in done], [cumulative_regret(r) for r in cql])
         gap = stats.difference_interval([calibration_gap(r) for r in done], [calibration_gap(r) for r in cql])
         lines.append(f"| {task} | {label(method)} | {_fmt(dip, 1)} | {_fmt(ratio, 2)} | {_fmt(gap, 0)} |")
     return lines

@@ -129,6 +129,7 @@ def test_resume_with_checkpoints_of_another_run_is_refused(uninterrupted, tmp_pa
     shutil.copytree(uninterrupted, copy)
     shutil.rmtree(copy / "checkpoints")
     shutil.copytree(Path(other.run_dir) / "checkpoints", copy / "checkpoints")
+    (copy / "summary.json").unlink()  # unfinished: a finished run has nothing to resume
     capsys.readouterr()
     assert main(["train", "--resume", str(copy)]) == 2
     err = capsys.readouterr().err.strip()
@@ -212,3 +213,33 @@ def test_eval_video_is_written(uninterrupted, tmp_path):
         pytest.skip("no EGL for headless MuJoCo rendering on this machine")
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert video.stat().st_size > 1000
+
+
+def test_resuming_a_finished_run_changes_nothing(uninterrupted, capsys):
+    summary = (uninterrupted / "summary.json").read_text()
+    metrics = (uninterrupted / "metrics.jsonl").read_text()
+    assert main(["train", "--resume", str(uninterrupted)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"{uninterrupted} is finished (it has a summary.json): nothing to resume, nothing changed"
+    assert train(parse_train_args(["--resume", str(uninterrupted)])).wall_time == json.loads(summary)["wall_time"]
+    assert (uninterrupted / "summary.json").read_text() == summary
+    assert (uninterrupted / "metrics.jsonl").read_text() == metrics
+
+
+def test_a_resumed_run_sums_wall_time_and_timers_over_its_processes(uninterrupted, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(uninterrupted, copy)
+    (copy / "summary.json").unlink()
+    newest = max(int(p.name) for p in (copy / "checkpoints").iterdir() if p.name.isdigit())
+    shutil.rmtree(copy / "checkpoints" / str(newest))  # as if killed before its last checkpoint
+    _, meta = _final_agent(copy)
+    assert meta["wall_time"] > 0 and meta["timers"]["dataset"] > 0
+    started = time.perf_counter()
+    result = train(parse_train_args(["--resume", str(copy)]))
+    this_process = time.perf_counter() - started
+    assert meta["wall_time"] < result.wall_time <= meta["wall_time"] + this_process
+    assert result.timers["dataset"] > meta["timers"]["dataset"]  # loaded once in each process
+    assert result.timers["update"] > meta["timers"]["update"]
+    assert json.loads((copy / "summary.json").read_text())["wall_time"] == result.wall_time

@@ -169,3 +169,19 @@ def test_calibrated_q_stays_above_the_behaviour_value_while_conservative_cql_fal
     behaviour_value = float(data.reference.mean())
     assert _q_of_policy_after_training(True, data) >= behaviour_value
     assert _q_of_policy_after_training(False, data) < behaviour_value - 0.1
+
+
+def test_divergence_check_sees_a_non_finite_parameter(tmp_path):
+    from calql.training.divergence import TrainingDiverged, check_finite
+
+    class NoCheckpoints:
+        def all_steps(self):
+            return []
+
+    config = AgentConfig(critic_hidden_dims=(8,), policy_hidden_dims=(8,))
+    state = create_agent(jax.random.PRNGKey(0), OBS, ACT, config)
+    check_finite(state, {"critic/td_loss": 1.0}, "offline gradient step 5", NoCheckpoints(), tmp_path)
+    params = jax.tree_util.tree_map(lambda x: x.at[(0,) * x.ndim].set(jnp.inf), state.actor.params)
+    broken = state.replace(actor=state.actor.replace(params=params))
+    with pytest.raises(TrainingDiverged, match="at offline gradient step 5: the parameters are no longer finite; no"):
+        check_finite(broken, {"critic/td_loss": 1.0}, "offline gradient step 5", NoCheckpoints(), tmp_path)

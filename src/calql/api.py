@@ -43,8 +43,10 @@ def _silent(row: dict) -> None:
 
 def train(config: TrainConfig, report: Report | None = None, console: Console | None = None) -> RunResult:
     """Pre-train offline, then fine-tune online (or, with config.resume, continue a run) and
-    return the summary. The run directory is config.run_dir/config.run_name (by default
-    runs/TASK-ALGO-sSEED-TIME); progress bars go to `console` (a rich Console; a new one by default)."""
+    return the summary (resuming a finished run returns its summary.json and changes nothing;
+    a resumed run's wall time and timers add up all of its processes). The run directory is
+    config.run_dir/config.run_name (by default runs/TASK-ALGO-sSEED-TIME); progress bars
+    go to `console` (a rich Console; a new one by default)."""
     return loop.train(config, report=report or _silent, console=console)
 
 

@@ -377,13 +377,38 @@ def validate(config: TrainConfig) -> TrainConfig:
         f"--batch-size {config.batch_size} x --mixing-ratio {config.mixing_ratio} = {offline_rows:g} offline rows "
         "per batch; choose values whose product is a whole number (e.g. --batch-size 256 --mixing-ratio 0.5)",
     )
-    agent = config.agent
+    _validate_agent(config.agent)
+    return config
+
+
+def _validate_agent(agent: AgentConfig) -> None:
+    """The `--agent.*` checks of `validate`."""
+    for name in ("critic_lr", "policy_lr"):
+        value = getattr(agent, name)
+        _check(math.isfinite(value) and value > 0.0, f"--agent.{_option(name)} must be > 0 and finite, got {value}")
+    for name in ("critic_hidden_dims", "policy_hidden_dims"):
+        dims = getattr(agent, name)
+        _check(
+            len(dims) > 0 and min(dims) >= 1,
+            f"--agent.{_option(name)} needs one or more layer widths, each >= 1, got {list(dims)}",
+        )
     _check(agent.num_critics >= 1, f"--agent.num-critics must be >= 1, got {agent.num_critics}")
     _check(agent.num_sampled_actions >= 1, f"--agent.num-sampled-actions must be >= 1, got {agent.num_sampled_actions}")
     _check(0.0 <= agent.discount < 1.0, f"--agent.discount must be in [0, 1), got {agent.discount}")
     _check(0.0 < agent.tau <= 1.0, f"--agent.tau must be in (0, 1], got {agent.tau}")
+    _check(
+        math.isfinite(agent.cql_alpha) and agent.cql_alpha >= 0.0,
+        f"--agent.cql-alpha must be >= 0 and finite, got {agent.cql_alpha}",
+    )
     _check(agent.cql_temperature > 0.0, f"--agent.cql-temperature must be > 0, got {agent.cql_temperature}")
-    return config
+    _check(
+        math.isfinite(agent.init_log_temperature),
+        f"--agent.init-log-temperature must be finite, got {agent.init_log_temperature}",
+    )
+
+
+def _option(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def _tuples(values: dict) -> dict:

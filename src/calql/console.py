@@ -1,6 +1,8 @@
 """What a run prints on a console: one line per evaluation and the final table (`calql train`,
 and the log of each sweep trial)."""
 
+import math
+
 from rich.console import Console
 from rich.table import Table
 
@@ -20,9 +22,15 @@ def print_summary(result, config: TrainConfig, console: Console) -> None:
     )
     console.print(table)
     console.print(
-        f"cumulative regret: {result.regret:.3f}   wall time: {result.wall_time:.0f} s   "
+        f"cumulative regret: {regret_text(result.regret)}   wall time: {result.wall_time:.0f} s   "
         f"run directory: {result.run_dir}"
     )
+
+
+def regret_text(regret: float | None) -> str:
+    """A summary's regret for a person: "n/a (no online episodes)" when there is none (null, or NaN
+    in older summaries)."""
+    return "n/a (no online episodes)" if regret is None or math.isnan(regret) else f"{regret:.3f}"
 
 
 def report_line(console: Console):

@@ -9,6 +9,8 @@ RUN_DIR/
   checkpoints/STEP/  orbax checkpoints of the whole training state
 """
 
+from pathlib import Path
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -18,6 +20,11 @@ CHECKPOINT_FOLDER = "checkpoints"
 OFFLINE, ONLINE = "offline", "online"
 """The two phases; a row's "phase" is PHASE/KIND: offline/train, offline/eval, offline/reference,
 online/train, online/eval. "step" counts offline gradient steps or online environment steps."""
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """Whether the run in `run_dir` has ended (it has its summary.json)."""
+    return (Path(run_dir) / SUMMARY_FILE).is_file()
 
 
 def row_phase(phase: str, kind: str) -> str:

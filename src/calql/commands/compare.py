@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from calql.console import regret_text
 from calql.errors import CalqlError
 from calql.methods import COMPARED
 
@@ -102,7 +103,7 @@ def _run_all(runs_dir: Path, trials) -> list[Path]:
         summary = read_summary(run_dir)
         print(
             f"  score {summary['offline']['normalized_score']:.1f} after pre-training -> "
-            f"{summary['final']['normalized_score']:.1f} after fine-tuning, regret {summary['regret']:.3f}, "
+            f"{summary['final']['normalized_score']:.1f} after fine-tuning, regret {regret_text(summary['regret'])}, "
             f"{summary['wall_time']:.0f} s",
             flush=True,
         )

@@ -7,6 +7,7 @@ from rich.console import Console
 
 from calql.console import print_summary, report_line
 from calql.options import parse_train_args
+from calql.rundir import is_finished
 
 
 def main(args: list[str]) -> int:
@@ -19,6 +20,10 @@ def main(args: list[str]) -> int:
         for seed, result in zip(config.seeds, results):
             print_summary(result, dataclasses.replace(config, seed=seed), console)
         return 0
+    finished = bool(config.resume) and is_finished(config.resume)
     result = api.train(config, report=report_line(console), console=console)
-    print_summary(result, config, console)
+    if finished:  # api.train checked the options and changed nothing
+        print(f"{config.resume} is finished (it has a summary.json): nothing to resume, nothing changed")
+    else:
+        print_summary(result, config, console)
     return 0

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from calql.data.returns import trajectory_ends
-from calql.data.sources import DatasetError, minari_root, read_minari
+from calql.data.sources import DatasetError, check_transitions, minari_root, read_minari
 
 
 def episode_buffers(data: dict[str, np.ndarray]) -> list:
@@ -44,11 +44,17 @@ def episode_buffers(data: dict[str, np.ndarray]) -> list:
 
 
 def write_minari(dataset_id: str, data: dict[str, np.ndarray], env: gym.Env, algorithm: str, description: str) -> None:
-    """Store flat `data` (episodes ending at time-outs) as a Minari HDF5 dataset; removes a
-    half-written folder on failure."""
+    """Store flat `data` (episodes ending at time-outs) as a Minari HDF5 dataset.
+
+    When another process wrote the same id first, this one leaves its folder alone (Minari refuses
+    an existing id); a half-written folder of this process is removed on failure.
+    """
     import minari
     from minari.storage import get_dataset_path
 
+    path = get_dataset_path(dataset_id)
+    if path.exists():
+        return  # another process cached it since this one looked
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # provenance fields a local cache does not have
@@ -62,9 +68,16 @@ def write_minari(dataset_id: str, data: dict[str, np.ndarray], env: gym.Env, alg
                 description=description,
                 data_format="hdf5",
             )
-    except BaseException:
-        shutil.rmtree(get_dataset_path(dataset_id), ignore_errors=True)
+    except BaseException as err:
+        if not _refused_existing(err):
+            shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+def _refused_existing(err: BaseException) -> bool:
+    """Minari's refusal to create a dataset id whose folder another process made first: that folder
+    is not this process's to remove."""
+    return isinstance(err, FileExistsError) or (isinstance(err, ValueError) and "already exists" in str(err))
 
 
 def load_or_generate(
@@ -75,28 +88,36 @@ def load_or_generate(
     algorithm: str,
     description: str,
 ) -> dict[str, np.ndarray]:
-    """The cached dataset `dataset_id`, or `generate()` written to the cache first.
+    """The cached dataset `dataset_id`, or `generate()` written to the cache first; either passes
+    `check_transitions` against `make_env()`'s spaces.
 
-    A cache that is unreadable or (when `num_transitions` is known) of the wrong size is a
-    DatasetError naming its folder.
+    A cache that is unreadable, fails the checks, or (when `num_transitions` is known) has the wrong
+    size is a DatasetError naming its folder and the fix (delete it to regenerate).
     """
     path = minari_root() / dataset_id
-    if path.exists():
-        try:
-            data = read_minari(dataset_id)
-        except DatasetError as err:
-            raise DatasetError(f"corrupt dataset cache at {path} ({err}); delete that folder to regenerate it") from err
-        if num_transitions is not None and len(data["rewards"]) != num_transitions:
-            raise DatasetError(
-                f"corrupt dataset cache at {path} (it holds {len(data['rewards'])} transitions, "
-                f"not {num_transitions}); delete that folder to regenerate it"
-            )
-        return data
-    print(f"generating {dataset_id} at {path} (first run only)", file=sys.stderr)
-    data = generate()
     env = make_env()
     try:
-        write_minari(dataset_id, data, env, algorithm, description)
+        if path.exists():
+            return _read_cache(dataset_id, num_transitions, env)
+        print(f"generating {dataset_id} at {path} (first run only)", file=sys.stderr)
+        raw = generate()
+        data = check_transitions(raw, env, dataset_id)  # a generator's bug never reaches the cache
+        write_minari(dataset_id, raw, env, algorithm, description)
+        return data
     finally:
         env.close()
+
+
+def _read_cache(dataset_id: str, num_transitions: int | None, env: gym.Env) -> dict[str, np.ndarray]:
+    path = minari_root() / dataset_id
+    fix = "delete that folder to regenerate it"
+    try:
+        data = check_transitions(read_minari(dataset_id), env, dataset_id)
+    except DatasetError as err:
+        raise DatasetError(f"corrupt dataset cache at {path} ({err}); {fix}") from err
+    if num_transitions is not None and len(data["rewards"]) != num_transitions:
+        raise DatasetError(
+            f"corrupt dataset cache at {path} (it holds {len(data['rewards'])} transitions, "
+            f"not {num_transitions}); {fix}"
+        )
     return data

@@ -59,4 +59,7 @@ def finetuning_dip(run: RunData) -> float:
 
 
 def cumulative_regret(run: RunData) -> float:
-    return float(run.summary["regret"]) if run.summary is not None else math.nan
+    """The summary's regret; NaN ("n/a" in reports) for an unfinished run or one without online
+    episodes (regret null, or NaN as older runs wrote it)."""
+    regret = None if run.summary is None else run.summary.get("regret")
+    return math.nan if regret is None else float(regret)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from calql.console import regret_text
 from calql.envs.binding import bind
 from calql.envs.tasks import get_task
 from calql.errors import CalqlError
@@ -114,7 +115,7 @@ class Progress:
             how = " (resumed)" if outcome.get("resumed") else ""
             self.print_line(
                 f"done{how}: {outcome['name']}: score {summary['offline']['normalized_score']:.1f} -> "
-                f"{summary['final']['normalized_score']:.1f}, regret {summary['regret']:.3f}"
+                f"{summary['final']['normalized_score']:.1f}, regret {regret_text(summary['regret'])}"
             )
         else:
             self.failed.append(outcome)

@@ -127,6 +127,8 @@ def save_run(run: Run) -> None:
             "eval_env_rng": env_rng_states(run.eval_env),
             "env_rng": None if run.env is None else env_rng_states(run.env),
             "log_lines": run.log.lines,
+            "wall_time": run.wall_time(),
+            "timers": dict(run.timers),
             "log_step": run.log.timeline(
                 "online" if run.env else "offline", run.counters.online_done if run.env else run.counters.offline_done
             ),
@@ -139,6 +141,9 @@ def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
     agent, arrays, meta = restored
     run.state = agent
     run.counters = Counters(**meta["counters"])
+    run.earlier_wall_time = meta.get("wall_time", 0.0)  # older checkpoints did not keep time
+    for name, seconds in meta.get("timers", {}).items():
+        run.timers[name] += seconds
     run.rng = generator_from_state(meta["rng"])
     run.act_key = jax.numpy.asarray(np.asarray(meta["act_key"], np.uint32))
     set_env_rng_states(run.eval_env, meta["eval_env_rng"])

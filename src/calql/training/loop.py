@@ -9,18 +9,32 @@ The pieces, one job each:
   reference.py   --reference learned: the behaviour value fit that replaces the MC returns
 """
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 
 from calql.config import ConfigError, TrainConfig, validate
+from calql.rundir import is_finished
 from calql.training import checkpoint, phases, population
 from calql.training.opening import open_run
-from calql.training.run import RunResult, finish
+from calql.training.run import Run, RunResult, close, finish, stored_result
 
 __all__ = ["RunResult", "train", "train_seeds"]
+
+
+@contextlib.contextmanager
+def closed_on_error(runs: list[Run]) -> Iterator[None]:
+    """Close the runs' logs and checkpoints when training stops with an error (no summary.json:
+    the run did not finish)."""
+    try:
+        yield
+    except BaseException:
+        for run in runs:
+            close(run)
+        raise
 
 
 def train(
@@ -31,9 +45,13 @@ def train(
     config = validate(config)
     if config.resume:
         checkpoint.check_resume_options(config)
+        if is_finished(config.resume):
+            return stored_result(config.resume)  # nothing left to do: the run stays as it is
     run = open_run(config, console or Console(), report)
-    phases.train_run(run)
-    return finish(run, start)
+    run.started = start
+    with closed_on_error([run]):
+        phases.train_run(run)
+    return finish(run)
 
 
 def train_seeds(
@@ -53,8 +71,11 @@ def train_seeds(
         raise ConfigError(f"--seeds must be distinct, got {seeds}")
     console = console or Console()
     runs = [open_run(dataclasses.replace(config, seed=seed, seeds=()), console, report) for seed in seeds]
-    if len(runs) == 1:
-        phases.train_run(runs[0])
-    else:
-        population.train_population(runs)
-    return [finish(run, start) for run in runs]
+    for run in runs:
+        run.started = start
+    with closed_on_error(runs):
+        if len(runs) == 1:
+            phases.train_run(runs[0])
+        else:
+            population.train_population(runs)
+    return [finish(run) for run in runs]

@@ -93,4 +93,11 @@ def _run_dir(config: TrainConfig) -> Path:
         raise ConfigError(
             f"--run-name: {run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-name"
         )
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"--run-name: {run_dir} exists and holds files but is not a calql run (no {CONFIG_FILE}); "
+            "choose another --run-name or --run-dir, or empty that folder"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-name: {run_dir} is a file, not a folder; choose another --run-name or --run-dir")
     return run_dir

@@ -20,6 +20,7 @@ from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
 from calql.rundir import OFFLINE, ONLINE, row_phase
 from calql.training.checkpoint import save_run
+from calql.training.divergence import check_finite, where_in_training
 from calql.training.metrics import mean_metrics
 from calql.training.progress import PhaseProgress
 from calql.training.rollout import evaluate, run_episode
@@ -210,7 +211,9 @@ def due(done: int, before: int, every: int) -> bool:
 
 
 def record_training(run: Run, phase: str, step: int, metrics: dict) -> None:
-    """Log a training record and warn once, in one line, if the Lagrange multiplier runs away."""
+    """Log a training record (TrainingDiverged instead if its losses or the parameters are not
+    finite) and warn once, in one line, if the Lagrange multiplier runs away."""
+    check_finite(run.state, metrics, where_in_training(phase, step), run.checkpoints, run.log.path)
     run.log.record(phase, step, metrics)
     if run.lagrange_watch is None or "critic/cql_multiplier" not in metrics:
         return

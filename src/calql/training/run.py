@@ -3,10 +3,11 @@ environments, online buffer, log, checkpoints), its online half, and the summary
 
 import contextlib
 import dataclasses
-import math
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import jax
@@ -19,6 +20,7 @@ from calql.data.replay import OnlineBuffer, offline_transitions
 from calql.data.returns import transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task
+from calql.rundir import SUMMARY_FILE
 from calql.training.metrics import RunLog
 from calql.training.watch import LagrangeWatch
 
@@ -60,6 +62,14 @@ class Run:
     buffer: OnlineBuffer | None = None
     timers: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
     lagrange_watch: LagrangeWatch | None = None
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    """When this process began the run (loop.train sets it before the run is opened)."""
+    earlier_wall_time: float = 0.0
+    """Seconds the run's earlier processes spent, up to the checkpoint this one resumed from."""
+
+    def wall_time(self) -> float:
+        """Seconds over all of the run's processes so far."""
+        return self.earlier_wall_time + time.perf_counter() - self.started
 
 
 @dataclasses.dataclass
@@ -67,7 +77,8 @@ class RunResult:
     run_dir: str
     offline: dict
     final: dict
-    regret: float
+    regret: float | None
+    """The mean of (1 - success) over the online episodes; None (null in summary.json) without any."""
     wall_time: float
     timers: dict[str, float]
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -118,21 +129,32 @@ def matmul_precision(config: TrainConfig) -> contextlib.AbstractContextManager:
     return jax.default_matmul_precision(None if precision == "default" else precision)
 
 
-def finish(run: Run, start: float) -> RunResult:
+def finish(run: Run) -> RunResult:
     """Write the run's summary.json (its final results, regret, time and warnings) and close it."""
     counters = run.counters
     final = counters.final_result or counters.offline_result
-    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else math.nan
+    regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else None
     result = RunResult(
         str(run.log.path),
         counters.offline_result,
         final,
         regret,
-        time.perf_counter() - start,
+        run.wall_time(),
         dict(run.timers),
         list(counters.warnings),
     )
     run.log.write_summary(dataclasses.asdict(result))
-    run.log.close()
-    run.checkpoints.close()
+    close(run)
     return result
+
+
+def stored_result(run_dir: str | Path) -> RunResult:
+    """The RunResult a finished run wrote to its summary.json."""
+    summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    return RunResult(**{field.name: summary[field.name] for field in dataclasses.fields(RunResult)})
+
+
+def close(run: Run) -> None:
+    """Close the run's log and checkpoints (a run that stops early keeps them as they are)."""
+    run.log.close()
+    run.checkpoints.close()  # type: ignore[attr-defined]
