@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"unknown command {command!r}; accepted: {', '.join(COMMANDS)}")
     except (CalqlError, FileNotFoundError) as error:
         print(f"calql: error: {error}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)
+    except KeyboardInterrupt:  # before a run exists (loading, compiling): nothing to save
+        print("calql: interrupted before anything was saved", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

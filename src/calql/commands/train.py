@@ -2,6 +2,7 @@
 one line per evaluation and a final table; `--resume RUN_DIR` continues a run."""
 
 import dataclasses
+import signal
 
 from rich.console import Console
 
@@ -10,7 +11,20 @@ from calql.options import parse_train_args
 from calql.rundir import is_finished
 
 
+def _interrupt_on_sigterm(signum, frame) -> None:
+    """SIGTERM (a scheduler or `kill`) stops a run like Ctrl-C: cleanly, in one line."""
+    raise KeyboardInterrupt
+
+
 def main(args: list[str]) -> int:
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        return _train(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # callers in the same process keep their own handler
+
+
+def _train(args: list[str]) -> int:
     config = parse_train_args(args)
     from calql import api  # imported after parsing: JAX loads in seconds, `calql train --help` need not wait
 

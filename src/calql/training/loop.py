@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 
 from calql.config import ConfigError, TrainConfig, validate
+from calql.errors import CalqlError
 from calql.rundir import is_finished
 from calql.training import checkpoint, phases, population
 from calql.training.opening import open_run
@@ -25,12 +26,29 @@ from calql.training.run import Run, RunResult, close, finish, stored_result
 __all__ = ["RunResult", "train", "train_seeds"]
 
 
+class Interrupted(CalqlError):
+    """Training stopped by Ctrl-C or SIGTERM; the message says what is saved and how to continue."""
+
+    exit_code = 130
+
+
+def _saved_state(run: Run) -> str:
+    step = run.checkpoints.latest_step()  # type: ignore[attr-defined]
+    saved = "nothing saved yet (no checkpoint)" if step is None else f"saved up to checkpoint {step}"
+    return f"{run.log.path}: {saved}; continue with `calql train --resume {run.log.path}`"
+
+
 @contextlib.contextmanager
 def closed_on_error(runs: list[Run]) -> Iterator[None]:
     """Close the runs' logs and checkpoints when training stops with an error (no summary.json:
-    the run did not finish)."""
+    the run did not finish). Ctrl-C or SIGTERM becomes one `Interrupted` line once the checkpoint
+    being written (if any) is complete."""
     try:
         yield
+    except KeyboardInterrupt:
+        for run in runs:
+            close(run)  # waits for an asynchronous checkpoint write in flight
+        raise Interrupted("interrupted: " + "; ".join(_saved_state(run) for run in runs)) from None
     except BaseException:
         for run in runs:
             close(run)
