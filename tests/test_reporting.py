@@ -420,3 +420,6 @@ def test_two_sample_intervals_of_the_claims():
     mean, low, high = difference_interval([0.0, 10.0, 20.0], [0.0, 0.0, 0.0])
     assert mean == 10.0 and 0.0 <= low < mean < high <= 20.0
     assert all(np.isnan(ratio_interval([1.0], [0.0, 0.0])))
+    # A denominator whose resamples are often 0 leaves the ratio unbounded above, not narrowed.
+    mean, low, high = ratio_interval([0.0, 0.0, 0.0], [0.0, 0.0, 0.1])
+    assert mean == 0.0 and low == 0.0 and high == np.inf

@@ -47,13 +47,23 @@ def _two_sample_means(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return x, y, xs, ys
 
 
+_UNBOUNDED = 1e300
+"""Stands for an infinite ratio inside the percentiles (an inf would make their interpolation NaN)."""
+
+
 def ratio_interval(x, y) -> tuple[float, float, float]:
     """mean(x) / mean(y) and its 95% percentile-bootstrap interval (x and y resampled
-    independently, e.g. the regret of two methods over their seeds); NaN if mean(y) is 0."""
+    independently, e.g. the regret of two methods over their seeds); NaN if mean(y) is 0.
+
+    A resample whose mean(y) is 0 has an unbounded ratio: it counts as +inf (0 / 0 as well), so
+    when more than the upper tail's share of resamples hit it the interval is open above, rather
+    than silently narrowed by dropping them."""
     x, y, xs, ys = _two_sample_means(x, y)
-    if x.size == 0 or y.size == 0 or y.mean() == 0 or not (ys > 0).any():
+    if x.size == 0 or y.size == 0 or y.mean() == 0:
         return (np.nan, np.nan, np.nan)
-    return (float(x.mean() / y.mean()), *_percentiles(xs[ys > 0] / ys[ys > 0]))
+    ratios = np.where(ys > 0, xs / np.where(ys > 0, ys, 1.0), _UNBOUNDED)
+    low, high = (bound if bound < _UNBOUNDED / 1e6 else np.inf for bound in _percentiles(ratios))
+    return (float(x.mean() / y.mean()), low, high)
 
 
 def difference_interval(x, y) -> tuple[float, float, float]:
