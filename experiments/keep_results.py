@@ -1,6 +1,6 @@
-"""Copy a sweep folder's small files (per trial: config.json, metrics.jsonl, summary.json, and
-the spec manifest) to a destination, leaving checkpoints, TensorBoard events and logs behind;
-then rebuild the report there from the copies.
+"""Copy a sweep folder's small files (per finished trial: config.json, metrics.jsonl, summary.json;
+and the spec manifest) to a destination, leaving checkpoints, TensorBoard events, logs and
+unfinished trials behind; then rebuild the report there from the copies.
 
     python experiments/keep_results.py SWEEP_DIR DEST
 """
@@ -17,7 +17,7 @@ KEPT = ("config.json", "metrics.jsonl", "summary.json")
 def main(source: str, dest: str) -> None:
     source_dir, dest_dir = Path(source), Path(dest)
     for run in sorted((source_dir / "trials").iterdir()):
-        if run.is_dir():
+        if run.is_dir() and (run / "summary.json").is_file():
             (dest_dir / "trials" / run.name).mkdir(parents=True, exist_ok=True)
             for name in KEPT:
                 if (run / name).is_file():
