@@ -2,6 +2,7 @@
 normalized score and success rate with 95% bootstrap confidence intervals over episodes."""
 
 import dataclasses
+import importlib.util
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,7 +15,7 @@ from calql.config import TrainConfig, config_from_dict
 from calql.envs.binding import bind
 from calql.envs.common import env_stack
 from calql.envs.tasks import Task, get_task
-from calql.errors import CalqlError
+from calql.errors import CalqlError, storage_error
 from calql.reporting.stats import mean_interval
 from calql.rundir import CONFIG_FILE
 from calql.training import checkpoint
@@ -124,6 +125,24 @@ def _run_episodes(env, policy: Policy, episodes: int, frames: list | None) -> li
     return [run_episode(env, act, score_key=policy.task.score_reward_info) for _ in range(episodes)]
 
 
+VIDEO_FORMATS = {".gif": None, ".mp4": "imageio_ffmpeg"}
+"""The video files `--video` writes, and the module each needs beyond the base install."""
+
+
+def check_video_path(video: Path) -> None:
+    """Refuse, before any episode runs, a video file that could not be written or would
+    overwrite one the user has."""
+    if video.suffix.lower() not in VIDEO_FORMATS:
+        raise CalqlError(f"--video {video}: unknown format {video.suffix!r}; give a .gif or .mp4 file")
+    needed = VIDEO_FORMATS[video.suffix.lower()]
+    if needed is not None and importlib.util.find_spec(needed) is None:
+        raise CalqlError(f'--video {video}: .mp4 needs ffmpeg: pip install "calql[video]" (or write a .gif)')
+    if video.exists():
+        raise CalqlError(f"--video {video}: the file exists; choose another name or move it away")
+    if not video.parent.is_dir():
+        raise CalqlError(f"--video {video}: no folder {video.parent}; create it or choose another path")
+
+
 def evaluate_run(
     path: str | Path, episodes: int = 20, seed: int = 12345, video: str | Path | None = None
 ) -> Evaluation:
@@ -132,6 +151,8 @@ def evaluate_run(
     needs MUJOCO_GL, e.g. "egl", set before MuJoCo is first imported)."""
     if episodes < 1:
         raise CalqlError(f"--episodes must be >= 1, got {episodes}")
+    if video is not None:
+        check_video_path(Path(video))
     policy = load_policy(path)
     env = policy.make_env(seed)
     env.reset(seed=seed)
@@ -143,7 +164,10 @@ def evaluate_run(
     if video is not None:
         import imageio.v2 as imageio  # optional dependency, only for videos
 
-        imageio.mimsave(video, frames, fps=30)
+        try:
+            imageio.mimsave(video, frames, fps=30)
+        except OSError as error:
+            raise storage_error(error, f"--video {video}: cannot write the video") or error from None
     returns = np.array([r.raw_return for r in results])
     scores = np.asarray(policy.task.normalized_score(np.array([r.score_return for r in results])), np.float64)
     successes = np.array([float(r.success) for r in results])

@@ -9,7 +9,16 @@ import typing
 
 import tyro
 
-from calql.config import PRESETS, AgentConfig, OptionError, TrainConfig, config_from_dict, option_name, preset_config
+from calql.config import (
+    PRESETS,
+    AgentConfig,
+    ConfigError,
+    OptionError,
+    TrainConfig,
+    config_from_dict,
+    option_name,
+    preset_config,
+)
 from calql.envs.tasks import TASKS, default_config
 from calql.training.metrics import read_config
 
@@ -58,6 +67,11 @@ def parse_train_args(args: list[str]) -> TrainConfig:
     """`calql train` options -> TrainConfig: the preset (explicit or the task's) gives the defaults."""
     resume = option_value(args, "--resume")
     if resume:
+        if any(arg == "--preset" or arg.startswith("--preset=") for arg in args):
+            raise ConfigError(
+                "--preset cannot be combined with --resume: a resumed run keeps the settings in its "
+                "config.json; drop --preset"
+            )
         default = _resumed_defaults(resume)
     else:
         default = default_config(option_value(args, "--task") or TrainConfig.task, option_value(args, "--preset"))

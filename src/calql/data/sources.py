@@ -69,10 +69,25 @@ def parse_source(spec: str) -> Source:
             )
         return Source("awac", ",".join(str(Path(part).expanduser()) for part in parts))
     path = Path(spec).expanduser()
+    if path.is_dir():
+        raise DatasetError(_folder_given_message(spec, path))
     path_like = spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(HDF5_SUFFIXES)
     if path_like or path.is_file():
         return Source("d4rl", str(path))
     return Source("minari", spec)
+
+
+def _folder_given_message(spec: str, folder: Path) -> str:
+    """What to pass instead of a folder: a file in it, or (a Minari dataset's folder) its id."""
+    if (folder / "data").is_dir():
+        return (
+            f"--dataset {spec}: a folder (a Minari dataset's, it seems); pass its id instead, with "
+            "MINARI_DATASETS_PATH set to the folder that holds the ids (e.g. --dataset D4RL/antmaze/umaze-v1)"
+        )
+    return (
+        f"--dataset {spec}: a folder; pass a D4RL .hdf5 file in it, AWAC .npy files joined by commas, "
+        f"or a Minari dataset id (looked up in {minari_root()})"
+    )
 
 
 # ----- Minari -----

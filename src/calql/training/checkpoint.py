@@ -9,10 +9,14 @@ back to the one before it with a warning. A resume is refused when its options d
 run's (config.json) or from those its checkpoint was written with.
 """
 
+import contextlib
 import dataclasses
+import io
 import json
 import logging
-import warnings
+import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +29,13 @@ from calql.agent.state import AgentState
 from calql.config import TrainConfig, config_from_dict, differences
 from calql.data.transitions import Transitions
 from calql.envs.common import env_stack
-from calql.errors import CalqlError
+from calql.errors import CalqlError, storage_error
 from calql.rundir import CHECKPOINT_FOLDER
 from calql.training.metrics import read_config
 from calql.training.run import Counters, Run, Timer, start_online
 
+TEMPORARY_SUFFIX = ".orbax-checkpoint-tmp"
+"""orbax's suffix for a checkpoint folder still being written."""
 WHERE_IT_RUNS = ("run_dir", "run_name", "resume")
 """Options a resume may change: where the run directory is, not what the run does."""
 
@@ -47,18 +53,50 @@ def manager(run_dir: Path, keep: int) -> ocp.CheckpointManager:
 
 
 def save(mgr: ocp.CheckpointManager, step: int, agent: AgentState, buffer: dict[str, np.ndarray], meta: dict) -> None:
-    """Write checkpoint `step` (a strictly increasing counter) synchronously and atomically."""
+    """Write checkpoint `step` (a strictly increasing counter) synchronously and atomically. A
+    write that fails (disk full, read-only) leaves no temporary folder and raises StorageError."""
     if step in mgr.all_steps():
         return
-    mgr.save(
-        step,
-        args=ocp.args.Composite(
-            agent=ocp.args.StandardSave(agent),
-            buffer=ocp.args.StandardSave(buffer),
-            meta=ocp.args.JsonSave(meta),
-        ),
-    )
-    mgr.wait_until_finished()
+    held_back = io.StringIO()
+    try:
+        with _orbax_held_back(held_back):
+            mgr.save(
+                step,
+                args=ocp.args.Composite(
+                    agent=ocp.args.StandardSave(agent),
+                    buffer=ocp.args.StandardSave(buffer),
+                    meta=ocp.args.JsonSave(meta),
+                ),
+            )
+            mgr.wait_until_finished()
+        sys.stderr.write(held_back.getvalue())
+    except Exception as error:
+        remove_unfinished(Path(mgr.directory))
+        fault = storage_error(error, f"{mgr.directory}: cannot write checkpoint {step}")
+        if fault is None:
+            raise
+        raise fault from None
+
+
+@contextlib.contextmanager
+def _orbax_held_back(held_back: io.StringIO) -> Iterator[None]:
+    """When a write fails, orbax's threads print dozens of tracebacks (to stderr and through
+    absl's logger); hold them back so the failure is reported as one line by `save`."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(held_back):
+            yield
+    finally:
+        absl.setLevel(level)
+
+
+def remove_unfinished(folder: Path) -> None:
+    """Delete the temporary folders of checkpoint writes that never completed (orbax renames a
+    checkpoint's folder only once it is whole, so these hold nothing a resume could use)."""
+    for partial in folder.glob(f"*{TEMPORARY_SUFFIX}*"):
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def restore_latest(
@@ -76,10 +114,11 @@ def restore_latest(
                 ),
             )
         except Exception as error:  # a corrupt or truncated checkpoint: fall back to the previous one
-            warnings.warn(
-                f"checkpoint {candidate} in {mgr.directory} is unreadable ({type(error).__name__}); "
-                "falling back to the previous one",
-                stacklevel=2,
+            # One line on stderr (not a Python warning with a source path): the run goes on.
+            print(
+                f"calql: warning: checkpoint {candidate} in {mgr.directory} is unreadable "
+                f"({type(error).__name__}); falling back to the previous one",
+                file=sys.stderr,
             )
             continue
         return restored["agent"], dict(restored["buffer"]), dict(restored["meta"])
@@ -186,11 +225,16 @@ def _saved_meta(mgr: ocp.CheckpointManager, step: int) -> dict | None:
 
 def restore_for_resume(
     mgr: ocp.CheckpointManager, agent_template: AgentState, config: TrainConfig
-) -> tuple[AgentState, dict, dict]:
+) -> tuple[AgentState, dict, dict] | None:
     """(agent, buffer, meta) of the run's newest readable checkpoint, each one's options checked
-    before its arrays are read (a copied checkpoint may not even fit the agent's shapes)."""
+    before its arrays are read (a copied checkpoint may not even fit the agent's shapes); None
+    when the run never completed a checkpoint (it starts again from the beginning)."""
     folder = Path(config.resume) / CHECKPOINT_FOLDER
-    for step in sorted(mgr.all_steps(), reverse=True):
+    steps = sorted(mgr.all_steps(), reverse=True)
+    if not steps:  # stopped before its first checkpoint was complete: the run starts again
+        remove_unfinished(folder)
+        return None
+    for step in steps:
         meta = _saved_meta(mgr, step)
         if meta is not None:
             check_fingerprint(meta, config, folder / str(step))

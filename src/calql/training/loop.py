@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from rich.console import Console
 
 from calql.config import ConfigError, TrainConfig, validate
-from calql.errors import CalqlError
+from calql.errors import CalqlError, StorageError, storage_error
 from calql.rundir import is_finished
 from calql.training import checkpoint, phases, population
-from calql.training.opening import open_run
+from calql.training.metrics import new_run_dir
+from calql.training.opening import open_run, refuse_if_taken
 from calql.training.run import Run, RunResult, close, finish, stored_result
 
 __all__ = ["RunResult", "train", "train_seeds"]
@@ -34,25 +35,40 @@ class Interrupted(CalqlError):
 
 def _saved_state(run: Run) -> str:
     step = run.checkpoints.latest_step()  # type: ignore[attr-defined]
-    saved = "nothing saved yet (no checkpoint)" if step is None else f"saved up to checkpoint {step}"
-    return f"{run.log.path}: {saved}; continue with `calql train --resume {run.log.path}`"
+    if step is None:
+        return f"{run.log.path}: nothing saved yet; `calql train --resume {run.log.path}` starts it again"
+    return f"{run.log.path}: saved up to checkpoint {step}; continue with `calql train --resume {run.log.path}`"
+
+
+def _close_all(runs: list[Run]) -> None:
+    """Close each run (waiting for a checkpoint write in flight); a run whose files cannot be
+    closed (the disk that stopped it is still full) keeps what it has on disk."""
+    for run in runs:
+        try:
+            close(run)
+        except OSError:
+            pass
 
 
 @contextlib.contextmanager
 def closed_on_error(runs: list[Run]) -> Iterator[None]:
     """Close the runs' logs and checkpoints when training stops with an error (no summary.json:
     the run did not finish). Ctrl-C or SIGTERM becomes one `Interrupted` line once the checkpoint
-    being written (if any) is complete."""
+    being written (if any) is complete; a file-system fault (disk full, read-only) one
+    StorageError line; both say what is saved and how to continue."""
     try:
         yield
     except KeyboardInterrupt:
-        for run in runs:
-            close(run)  # waits for an asynchronous checkpoint write in flight
+        _close_all(runs)
+        if not runs:
+            raise
         raise Interrupted("interrupted: " + "; ".join(_saved_state(run) for run in runs)) from None
-    except BaseException:
-        for run in runs:
-            close(run)
-        raise
+    except Exception as error:
+        _close_all(runs)
+        fault = error if isinstance(error, StorageError) else storage_error(error, "cannot write the run's files")
+        if fault is None or not runs:
+            raise
+        raise StorageError(f"{fault}; " + "; ".join(_saved_state(run) for run in runs)) from None
 
 
 def train(
@@ -69,7 +85,7 @@ def train(
     run.started = start
     with closed_on_error([run]):
         phases.train_run(run)
-    return finish(run)
+        return finish(run)
 
 
 def train_seeds(
@@ -88,12 +104,24 @@ def train_seeds(
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds must be distinct, got {seeds}")
     console = console or Console()
-    runs = [open_run(dataclasses.replace(config, seed=seed, seeds=()), console, report) for seed in seeds]
-    for run in runs:
-        run.started = start
+    configs = [seed_config(config, seed, several=len(seeds) > 1) for seed in seeds]
+    for seed_run in configs:  # before any folder is made: a refused command leaves nothing behind
+        if seed_run.run_name:
+            refuse_if_taken(new_run_dir(seed_run))
+    runs: list[Run] = []
     with closed_on_error(runs):
+        runs.extend(open_run(seed_run, console, report) for seed_run in configs)
+        for run in runs:
+            run.started = start
         if len(runs) == 1:
             phases.train_run(runs[0])
         else:
             population.train_population(runs)
-    return [finish(run) for run in runs]
+        return [finish(run) for run in runs]
+
+
+def seed_config(config: TrainConfig, seed: int, several: bool) -> TrainConfig:
+    """One seed's configuration in a --seeds group; --run-name NAME becomes NAME-sSEED when
+    there are several, so each seed has its own folder."""
+    run_name = f"{config.run_name}-s{seed}" if config.run_name and several else config.run_name
+    return dataclasses.replace(config, seed=seed, seeds=(), run_name=run_name)

@@ -2,8 +2,11 @@
 directory and log, the learned reference (--reference learned); with --resume, all of it put back
 exactly where the run's newest checkpoint left it."""
 
+import contextlib
+import itertools
+import shutil
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,6 +19,7 @@ from calql.config import ConfigError, TrainConfig
 from calql.data.replay import gather
 from calql.envs.binding import bind
 from calql.envs.tasks import Task, get_task
+from calql.errors import storage_error
 from calql.rundir import CONFIG_FILE
 from calql.training import checkpoint, reference
 from calql.training.metrics import RunLog, new_run_dir
@@ -43,10 +47,12 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     calibration_rows = _calibration_rows(config.seed, offline.size)
     eval_env = _eval_env(task, config.seed)
     run_dir = _run_dir(config)
-    checkpoints = checkpoint.manager(run_dir, config.keep_checkpoints)
-    restored = checkpoint.restore_for_resume(checkpoints, state, config) if config.resume else None
-    meta = restored[2] if restored else {}
-    log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"))
+    made_here = not config.resume and not (config.run_name and run_dir.exists())  # a default name is claimed new
+    with _removed_if_opening_fails(run_dir, made_here):
+        checkpoints = checkpoint.manager(run_dir, config.keep_checkpoints)
+        restored = checkpoint.restore_for_resume(checkpoints, state, config) if config.resume else None
+        meta = restored[2] if restored else {}
+        log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"))
     calibration_batch = gather(offline, calibration_rows)  # keeps the true MC returns for the diagnostic
     if config.reference == "learned" and config.algo == "calql":
         offline = reference.with_learned_reference(offline, config, calibration_rows, log, timers)
@@ -85,10 +91,19 @@ def _eval_env(task: Task, seed: int) -> gym.Env:
 
 
 def _run_dir(config: TrainConfig) -> Path:
-    """The folder being resumed, or a new RUN_DIR/RUN_NAME that holds no run yet."""
+    """The folder being resumed, a new RUN_DIR/RUN_NAME that holds no run yet, or (default name)
+    a new folder claimed atomically: runs started in the same second get -2, -3, ... suffixes."""
     if config.resume:
         return Path(config.resume)
     run_dir = new_run_dir(config)
+    if not config.run_name:
+        return _claim_free_folder(run_dir)
+    refuse_if_taken(run_dir)
+    return run_dir
+
+
+def refuse_if_taken(run_dir: Path) -> None:
+    """Refuse a --run-name folder that holds a run, holds other files, or is a file."""
     if (run_dir / CONFIG_FILE).exists():
         raise ConfigError(
             f"--run-name: {run_dir} already holds a run; resume it with --resume {run_dir} or choose another --run-name"
@@ -100,4 +115,33 @@ def _run_dir(config: TrainConfig) -> Path:
         )
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-name: {run_dir} is a file, not a folder; choose another --run-name or --run-dir")
-    return run_dir
+
+
+def _claim_free_folder(wanted: Path) -> Path:
+    """Create `wanted`, or wanted-2, wanted-3, ... if taken; mkdir fails if another process won."""
+    for attempt in itertools.count(1):
+        candidate = wanted if attempt == 1 else wanted.with_name(f"{wanted.name}-{attempt}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise storage_error(error, f"--run-dir {wanted.parent}: cannot create {candidate.name}") or error from None
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _removed_if_opening_fails(run_dir: Path, made_here: bool) -> Iterator[None]:
+    """A run folder made by this call that could not be set up (disk full, read-only) is removed
+    again, so the same command can be rerun; a folder that existed before (a resumed run, an
+    empty folder named by --run-name) is left alone. File-system faults become one line."""
+    try:
+        yield
+    except Exception as error:
+        if made_here:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        fault = storage_error(error, f"{run_dir}: cannot set up the run folder")
+        if fault is None:
+            raise
+        raise fault from None
