@@ -32,8 +32,12 @@ def new_run_dir(config: TrainConfig) -> Path:
 def write_text_atomically(path: Path, text: str) -> None:
     """Write then rename: a reader sees the old file or the whole new one, never half of it."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
+    try:
+        partial.write_text(text)
+        partial.replace(path)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk leaves no half-written copy behind
+        raise
 
 
 def read_config(run_dir: Path) -> dict:
