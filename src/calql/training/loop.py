@@ -84,7 +84,10 @@ def train(
     run = open_run(config, console or Console(), report)
     run.started = start
     with closed_on_error([run]):
-        phases.train_run(run)
+        if run.update_lanes > 1:  # a seed of a --seeds group, resumed alone: the group's vmapped update
+            population.train_population([run])
+        else:
+            phases.train_run(run)
         return finish(run)
 
 
@@ -95,8 +98,9 @@ def train_seeds(
     console: Console | None = None,
 ) -> list[RunResult]:
     """Independent agents for several seeds in one process: each has its own parameters, RNGs,
-    online buffer, environments and run directory (resumable alone as a single-seed run), and
-    all share one compiled, vmapped update per call."""
+    online buffer, environments and run directory, and all share one compiled, vmapped update
+    per call. Each seed's run is resumable alone (`train` with config.resume): it is then updated
+    in as many vmapped lanes as the group had, so it continues exactly as it would have in the group."""
     start = time.perf_counter()
     config = validate(config)
     if config.resume:
@@ -110,7 +114,7 @@ def train_seeds(
             refuse_if_taken(new_run_dir(seed_run))
     runs: list[Run] = []
     with closed_on_error(runs):
-        runs.extend(open_run(seed_run, console, report) for seed_run in configs)
+        runs.extend(open_run(seed_run, console, report, len(configs)) for seed_run in configs)
         for run in runs:
             run.started = start
         if len(runs) == 1:

@@ -13,6 +13,9 @@ from calql.config import TrainConfig
 from calql.rundir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_FOLDER
 from calql.version import __version__
 
+UPDATE_LANES = "update_lanes"
+"""config.json's record of the seeds in the run's vmapped update (see training.run.Run.update_lanes)."""
+
 
 def _plain(value):
     """JSON-friendly scalars from numpy / jax values."""
@@ -50,6 +53,12 @@ def read_config(run_dir: Path) -> dict:
     return json.loads(path.read_text())["config"]
 
 
+def read_update_lanes(run_dir: Path) -> int:
+    """The number of seeds the run's vmapped update was started with (1 for a single-seed run;
+    config.json files from before this was recorded count as 1)."""
+    return int(json.loads((Path(run_dir) / CONFIG_FILE).read_text()).get(UPDATE_LANES, 1))
+
+
 def _truncate_lines(path: Path, keep: int) -> None:
     """Drop every line after the first `keep` (records written after the checkpoint resumed from)."""
     if not path.exists():
@@ -63,12 +72,17 @@ class RunLog:
     the checkpoint are discarded so the log continues exactly where the checkpoint left it."""
 
     def __init__(
-        self, path: Path, config: TrainConfig, resume_lines: int | None = None, resume_step: int | None = None
+        self,
+        path: Path,
+        config: TrainConfig,
+        resume_lines: int | None = None,
+        resume_step: int | None = None,
+        update_lanes: int = 1,
     ):
         self.path, self.config = Path(path), config
         self.path.mkdir(parents=True, exist_ok=True)
         if resume_lines is None:
-            meta = {"calql_version": __version__, "config": dataclasses.asdict(config)}
+            meta = {"calql_version": __version__, "config": dataclasses.asdict(config), UPDATE_LANES: update_lanes}
             (self.path / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=str))
             (self.path / METRICS_FILE).write_text("")
             self.lines = 0

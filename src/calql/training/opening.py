@@ -22,16 +22,17 @@ from calql.envs.tasks import Task, get_task
 from calql.errors import storage_error
 from calql.rundir import CONFIG_FILE
 from calql.training import checkpoint, reference
-from calql.training.metrics import RunLog, new_run_dir
+from calql.training.metrics import RunLog, new_run_dir, read_update_lanes
 from calql.training.run import Run, Timer, load_offline_data
 from calql.training.watch import LagrangeWatch
 
 CALIBRATION_BATCH = 4096
 
 
-def open_run(config: TrainConfig, console: Console, report: Callable[[dict], None]) -> Run:
+def open_run(config: TrainConfig, console: Console, report: Callable[[dict], None], update_lanes: int = 1) -> Run:
     """A run ready for its phases: new, or (config.resume) restored from its newest checkpoint.
-    Call checkpoint.check_resume_options(config) first when resuming."""
+    Call checkpoint.check_resume_options(config) first when resuming. `update_lanes`: the seeds
+    of a new run's vmapped update (--seeds); a resumed run keeps the number it started with."""
     timers = defaultdict(float)
     task = bind(get_task(config.task), config.dataset, config.filter_dataset)
     with Timer(timers, "dataset"):
@@ -52,7 +53,9 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
         checkpoints = checkpoint.manager(run_dir, config.keep_checkpoints)
         restored = checkpoint.restore_for_resume(checkpoints, state, config) if config.resume else None
         meta = restored[2] if restored else {}
-        log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"))
+        if config.resume:
+            update_lanes = read_update_lanes(run_dir)
+        log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"), update_lanes)
     calibration_batch = gather(offline, calibration_rows)  # keeps the true MC returns for the diagnostic
     if config.reference == "learned" and config.algo == "calql":
         offline = reference.with_learned_reference(offline, config, calibration_rows, log, timers)
@@ -70,6 +73,7 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
         report,
         checkpoints,
         timers=timers,
+        update_lanes=update_lanes,
     )
     if restored:
         checkpoint.restore_run(run, restored)

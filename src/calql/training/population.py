@@ -20,7 +20,8 @@ from calql.training.run import Run, Timer, matmul_precision
 
 
 def train_population(runs: list[Run]) -> None:
-    """phases.train_run for every seed at once (all runs fresh, with one configuration but the seed)."""
+    """phases.train_run for every seed at once (one configuration but the seed): a fresh group, or
+    one seed of a group resumed alone."""
     with matmul_precision(runs[0].config):
         offline_phase(runs)
         if runs[0].config.online_steps > 0:
@@ -84,11 +85,19 @@ def gradient_steps(runs: list[Run], counts: list[int]) -> list[dict[str, float]]
 
 
 def _vmapped_update(runs: list[Run], batches: list[Transitions], actives: list[np.ndarray]) -> list[dict]:
-    """One compiled call updating every run's agent; each run's mean metrics of the call."""
+    """One compiled call updating every run's agent; each run's mean metrics of the call.
+
+    The call has as many lanes as the group the runs were started in (Run.update_lanes): a seed
+    resumed alone fills the others with idle copies of itself. XLA's arithmetic depends on the
+    number of lanes, not on what the other lanes hold, so the seed's numbers stay those of the group.
+    """
+    size = runs[0].config.updates_per_call
+    padding = max(run.update_lanes for run in runs) - len(runs)
+    states = [run.state for run in runs] + [runs[0].state] * padding
+    batches = batches + [_empty_batches(runs[0], size)] * padding
+    actives = actives + [np.zeros(size, bool)] * padding
     stacked = Transitions(*(np.stack(fields) for fields in zip(*batches)))
-    states, metrics = update_seeds(
-        [run.state for run in runs], jax.device_put(stacked), jax.device_put(np.stack(actives))
-    )
+    states, metrics = update_seeds(states, jax.device_put(stacked), jax.device_put(np.stack(actives)))
     for run, state in zip(runs, states):
         run.state = state
     metrics = {key: np.asarray(value) for key, value in metrics.items()}
