@@ -220,3 +220,23 @@ def test_a_diverging_trial_is_reported_failed_with_its_line_once_per_run(tmp_pat
         assert [line.startswith("--- ") for line in log.read_text().splitlines()].count(True) == attempts
         assert log.read_text().splitlines()[-1].startswith("TrainingDiverged: training diverged")
         assert not (out / "trials" / NAME / "summary.json").exists()
+
+
+def test_an_interrupted_comparison_names_its_dated_folder_in_the_command_that_continues_it(
+    tmp_path, monkeypatch, capsys
+):
+    from calql import api
+    from calql.commands import compare
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as Ctrl-C while a run loads its data, before training catches it
+
+    monkeypatch.setattr(api, "train", interrupted)
+    monkeypatch.chdir(tmp_path)
+    args = ["--task", "pointmaze-umaze", "--seeds", "2", "--offline-steps", "100"]
+    assert compare.main(args) == 130
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("calql: error: interrupted: 0 of 4 trials finished"), err
+    assert (
+        "continue with `calql compare --task pointmaze-umaze --seeds 2 --offline-steps 100 --out runs/compare-" in err
+    )

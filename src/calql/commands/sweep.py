@@ -7,7 +7,6 @@ import math
 import shlex
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from calql.errors import CalqlError
@@ -176,23 +175,16 @@ def _dry_run(sweep_dir: Path, trials, shadowed: list[str], spec: str | None) -> 
         print(f"  {state:6s} {trial.name}: calql train {shlex.join(command_line(trial.config))}{note}")
 
 
-def continue_command(args: list[str], sweep_dir: Path) -> str:
-    """The command that continues this sweep: the same arguments, with the sweep folder named
-    (the default folder of a sweep without a specification is dated)."""
-    has_out = any(arg == "--out" or arg.startswith("--out=") for arg in args)
-    return "calql sweep " + shlex.join(args if has_out else [*args, "--out", str(sweep_dir)])
-
-
 def interrupted_message(args: list[str], sweep_dir: Path, trials) -> str:
     """One line: how many trials are finished and saved at a checkpoint, and the command that
     continues the sweep."""
     from calql.sweep.runner import TRIALS_FOLDER
-    from calql.sweep.trial import trial_state
+    from calql.sweep.trial import continue_command, where_it_stands
 
-    states = Counter(trial_state(sweep_dir / TRIALS_FOLDER, trial) for trial in trials)
+    trials_dir = sweep_dir / TRIALS_FOLDER
     return (
-        f"interrupted: {states['done']} of {len(trials)} trials finished, {states['resume']} saved at a checkpoint "
-        f"(in {sweep_dir / TRIALS_FOLDER}); continue with `{continue_command(args, sweep_dir)}`"
+        f"interrupted: {where_it_stands(trials_dir, trials)} (in {trials_dir}); "
+        f"continue with `{continue_command('sweep', args, sweep_dir)}`"
     )
 
 

@@ -10,6 +10,7 @@ the failure is a bug rather than the user's to fix).
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import time
 import traceback
@@ -46,6 +47,19 @@ def trial_state(trials_dir: Path, trial: Trial) -> str:
     if (run_dir / CONFIG_FILE).is_file() and finished_checkpoints(run_dir):
         return "resume"
     return "new"
+
+
+def where_it_stands(trials_dir: Path, trials: list[Trial]) -> str:
+    """Where an interrupted sweep or comparison stands: "1 of 4 trials finished, 2 saved at a checkpoint"."""
+    states = [trial_state(trials_dir, trial) for trial in trials]
+    return f"{states.count('done')} of {len(trials)} trials finished, {states.count('resume')} saved at a checkpoint"
+
+
+def continue_command(command: str, args: list[str], out: Path) -> str:
+    """`calql COMMAND ARGS`, with --out OUT added if ARGS lacks it (the default folder is dated):
+    the command that continues an interrupted sweep or comparison."""
+    has_out = any(arg == "--out" or arg.startswith("--out=") for arg in args)
+    return f"calql {command} " + shlex.join(args if has_out else [*args, "--out", str(out)])
 
 
 def leftover_note(run_dir: Path) -> str:
