@@ -15,6 +15,7 @@ import pytest
 
 import calql
 from calql.commands import sweep
+from calql.errors import CalqlError
 from calql.sweep.runner import RAY_HINT, ray_settings, unfit_trial
 from calql.sweep.spec import grid_from_spec, read_spec, trials
 from calql.sweep.trial import run_trial, trial_paths, trial_state
@@ -140,6 +141,8 @@ def test_a_local_ray_listens_on_loopback_only_and_a_cluster_is_joined_as_configu
     assert arguments["include_dashboard"] is False and arguments["log_to_driver"] is False
     environment, arguments = ray_settings("auto")
     assert environment == {} and arguments["address"] == "auto" and "num_cpus" not in arguments
+    with pytest.raises(CalqlError, match="RAY_ADDRESS is set .10.0.0.1:6379. but --address is not: pass --address"):
+        ray_settings(None, "10.0.0.1:6379")  # ray.init would join that cluster without being asked
 
 
 def test_the_installed_ray_takes_loopback_from_that_variable():

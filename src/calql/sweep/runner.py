@@ -92,13 +92,20 @@ def pregenerate_datasets(trials: list[Trial]) -> None:
         bind(task, config.dataset, config.filter_dataset).load_dataset(config.dataset_size, config.dataset_seed)
 
 
-def ray_settings(address: str | None) -> tuple[dict[str, str], dict]:
+def ray_settings(address: str | None, ray_address_variable: str = "") -> tuple[dict[str, str], dict]:
     """(environment variables, ray.init arguments): join the cluster at `address` as it is
     configured, or start a local Ray sized to this machine, on loopback only, without dashboard,
-    usage statistics or messages on the terminal. Worker output goes to the trials' logs."""
+    usage statistics or messages on the terminal. Worker output goes to the trials' logs.
+    A cluster is joined only when asked with --address: SweepError if RAY_ADDRESS
+    (`ray_address_variable`) would make ray.init join one instead of starting a local Ray."""
     quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
         return {}, {"address": address, **quiet}
+    if ray_address_variable:
+        raise SweepError(
+            f"RAY_ADDRESS is set ({ray_address_variable}) but --address is not: pass --address "
+            f"{ray_address_variable} to run the sweep on that cluster, or unset RAY_ADDRESS to run it on this machine"
+        )
     return dict(LOCAL_RAY_ENV), {"address": None, "num_cpus": os.cpu_count(), **quiet}
 
 
@@ -226,7 +233,7 @@ def run_sweep(
     that were already finished are reported as skipped, not re-run). KeyboardInterrupt (Ctrl-C, or
     SIGTERM while it runs) stops the trials at their checkpoints and Ray, then propagates."""
     sweep_dir = Path(sweep_dir).resolve()
-    environment, init_arguments = ray_settings(address)
+    environment, init_arguments = ray_settings(address, os.environ.get("RAY_ADDRESS", ""))
     trials_dir = sweep_dir / TRIALS_FOLDER
     todo = [trial for trial in trials if trial_state(trials_dir, trial) != "done"]
     ray = import_ray(environment) if todo else None
