@@ -118,13 +118,30 @@ def _write_report(run_dirs: list[Path], out: Path) -> Path:
     return write_report(find_runs(run_dirs), out)
 
 
+def _run_until_interrupted(args: list[str], out: Path, trials) -> list[Path]:
+    """_run_all; Ctrl-C or SIGTERM ends it as it ends `calql train` (training/loop.py), in one line:
+    where the comparison stands and the command that continues it, exit 130."""
+    from calql.sweep.runner import sigterm_as_ctrl_c
+    from calql.sweep.trial import continue_command, where_it_stands
+    from calql.training.loop import Interrupted
+
+    try:
+        with sigterm_as_ctrl_c():
+            return _run_all(out / RUNS_FOLDER, trials)
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(
+            f"interrupted: {where_it_stands(out / RUNS_FOLDER, trials)} (in {out / RUNS_FOLDER}); "
+            f"continue with `{continue_command('compare', args, out)}`"
+        ) from None
+
+
 def main(args: list[str]) -> int:
     try:
         out, trials = plan(args)
-        run_dirs = _run_all(out / RUNS_FOLDER, trials)
+        run_dirs = _run_until_interrupted(args, out, trials)
         path = _write_report(run_dirs, out)
     except CalqlError as error:  # also caught by calql.cli; here for direct callers
         print(f"calql: error: {error}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)
     print(f"report: {path}")
     return 0

@@ -3,6 +3,7 @@
 aggregated report; `calql sweep --report SWEEP_DIR` rewrites the report of a sweep folder."""
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -13,8 +14,39 @@ from calql.errors import CalqlError
 REPORT_FOLDER = "report"
 
 
+class SweepUsageError(CalqlError):
+    """A sweep option that cannot be honoured; one line naming the option and what to give instead."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is a SweepUsageError (`calql: error: ...`, one line) rather than
+    the usage text and a second line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise SweepUsageError(message)
+
+
+def _number_at_least(minimum: float, strictly: bool, meaning: str, kind: type = float):
+    """An argparse type: a finite `kind` >= minimum (> minimum if strictly), else a message saying
+    what the option means and what it accepts."""
+    bound = f"{'>' if strictly else '>='} {minimum:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum or (strictly and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"must be {'an integer' if kind is int else 'a number'} {bound} ({meaning}), got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def build_parser(prog: str = "calql sweep", with_spec: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=prog,
         allow_abbrev=False,
         description="Run every (task, method, seed) trial of a grid as its own `calql train` run on Ray, then "
@@ -40,11 +72,21 @@ def build_parser(prog: str = "calql sweep", with_spec: bool = True) -> argparse.
         "--address",
         help="join this Ray cluster (e.g. auto, or HEAD_IP:6379) instead of starting a local Ray sized to this machine",
     )
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per trial (default 1)")
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs Ray reserves per trial (default 0)")
+    parser.add_argument(
+        "--cpus-per-trial",
+        type=_number_at_least(0, True, "the CPUs Ray reserves for each trial, e.g. 1 or 0.5"),
+        default=1.0,
+        help="CPUs Ray reserves per trial, > 0 (default 1)",
+    )
+    parser.add_argument(
+        "--gpus-per-trial",
+        type=_number_at_least(0, False, "the GPUs Ray reserves for each trial; 0: none"),
+        default=0.0,
+        help="GPUs Ray reserves per trial (default 0)",
+    )
     parser.add_argument(
         "--max-retries",
-        type=int,
+        type=_number_at_least(0, False, "times a trial whose worker died is rerun; 0: never", int),
         default=3,
         help="times Ray reruns a trial whose worker died; each rerun resumes it (default 3)",
     )
@@ -133,9 +175,54 @@ def _dry_run(sweep_dir: Path, trials, shadowed: list[str], spec: str | None) -> 
         print(f"  {state:6s} {trial.name}: calql train {shlex.join(command_line(trial.config))}{note}")
 
 
-def main(args: list[str]) -> int:
-    options = _parse(args)[0]
+def interrupted_message(args: list[str], sweep_dir: Path, trials) -> str:
+    """One line: how many trials are finished and saved at a checkpoint, and the command that
+    continues the sweep."""
+    from calql.sweep.runner import TRIALS_FOLDER
+    from calql.sweep.trial import continue_command, where_it_stands
+
+    trials_dir = sweep_dir / TRIALS_FOLDER
+    return (
+        f"interrupted: {where_it_stands(trials_dir, trials)} (in {trials_dir}); "
+        f"continue with `{continue_command('sweep', args, sweep_dir)}`"
+    )
+
+
+def _run(args: list[str], options, sweep_dir: Path, trials) -> int:
+    """Run the sweep and write its report; Ctrl-C or SIGTERM ends it as it ends `calql train`:
+    one line saying what is saved and how to continue, exit 130 (training/loop.py: Interrupted)."""
+    from calql.sweep.runner import run_sweep, sigterm_as_ctrl_c
+    from calql.training.loop import Interrupted
+
+    start = time.perf_counter()
     try:
+        with sigterm_as_ctrl_c():
+            outcomes = run_sweep(
+                sweep_dir,
+                trials,
+                options.address,
+                options.cpus_per_trial,
+                options.gpus_per_trial,
+                options.max_retries,
+                print_line=lambda line: print(line, flush=True),
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(args, sweep_dir, trials)) from None
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    print(f"[sweep] finished in {time.perf_counter() - start:.0f} s; report: {write_sweep_report(sweep_dir)}")
+    if failed:
+        print(
+            f"[sweep] {len(failed)} trial(s) failed; fix the cause and run the same command again "
+            "(finished trials are kept)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def main(args: list[str]) -> int:
+    try:
+        options = _parse(args)[0]
         if options.report:
             print(f"report: {write_sweep_report(Path(options.report))}")
             return 0
@@ -143,28 +230,7 @@ def main(args: list[str]) -> int:
         if options.dry_run:
             _dry_run(sweep_dir, trials, shadowed, options.spec)
             return 0
-        from calql.sweep.runner import run_sweep
-
-        start = time.perf_counter()
-        outcomes = run_sweep(
-            sweep_dir,
-            trials,
-            options.address,
-            options.cpus_per_trial,
-            options.gpus_per_trial,
-            options.max_retries,
-            print_line=lambda line: print(line, flush=True),
-        )
-        failed = [o for o in outcomes if o["status"] == "failed"]
-        print(f"[sweep] finished in {time.perf_counter() - start:.0f} s; report: {write_sweep_report(sweep_dir)}")
-        if failed:
-            print(
-                f"[sweep] {len(failed)} trial(s) failed; fix the cause and run the same command again "
-                "(finished trials are kept)",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return _run(args, options, sweep_dir, trials)
     except CalqlError as error:  # also caught by calql.cli; here for direct callers
         print(f"calql: error: {error}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)

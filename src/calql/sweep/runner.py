@@ -1,12 +1,20 @@
 """The sweep driver: every unfinished trial becomes a Ray task; Ray schedules them on the local
 machine or a cluster and retries a task whose worker died, and the retry resumes the trial from
-its checkpoints (sweep.trial). The driver reports progress and collects the outcomes."""
+its checkpoints (sweep.trial). The driver reports progress and collects the outcomes.
 
+Ctrl-C or SIGTERM cancels the trials (each finishes the checkpoint it is writing, as `calql train`
+does) and shuts Ray down; the caller says what is saved (commands/sweep.py). Ray is optional
+(`pip install "calql[sweep]"`): it is imported here, when a sweep runs, and nowhere else."""
+
+import contextlib
 import json
 import os
 import shlex
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from calql.console import regret_text
@@ -23,6 +31,25 @@ FORWARDED_ENV = ("MINARI_DATASETS_PATH", "HF_HUB_OFFLINE", "JAX_PLATFORMS", "XLA
 MANIFEST = "sweep.json"
 TRIALS_FOLDER = "trials"
 """SWEEP_DIR/trials holds each trial's run directory and log."""
+LOCAL_RAY_ENV = {
+    # Ray's local-only mode (its default on macOS and Windows): the node's address is 127.0.0.1, so
+    # every Ray server listens on loopback only, and Ray does not probe a route to 8.8.8.8 to find the
+    # host's address. Read when ray is imported.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # Token authentication is already Ray's default for a new local cluster; saying so keeps Ray from
+    # printing a notice about it on the user's terminal.
+    "RAY_AUTH_MODE": "token",
+}
+"""Environment of a local Ray (no --address), set before ray is first imported; a variable the user
+set wins."""
+STOP_GRACE_S = 60.0
+"""How long Ctrl-C waits for the cancelled trials to finish the checkpoint they are writing."""
+RAY_HINT = 'calql sweep needs Ray: pip install "calql[sweep]"'
+
+
+class SweepError(CalqlError):
+    """A sweep that cannot start as asked (Ray missing, a trial no machine can hold)."""
 
 
 def earlier_manifest_entries(sweep_dir: Path) -> list[dict]:
@@ -65,19 +92,80 @@ def pregenerate_datasets(trials: list[Trial]) -> None:
         bind(task, config.dataset, config.filter_dataset).load_dataset(config.dataset_size, config.dataset_seed)
 
 
-def _init_ray(address: str | None) -> bool:
-    """Join `address` or start a local Ray sized to this machine; False if Ray was already up."""
-    import ray
+def ray_settings(address: str | None, ray_address_variable: str = "") -> tuple[dict[str, str], dict]:
+    """(environment variables, ray.init arguments): join the cluster at `address` as it is
+    configured, or start a local Ray sized to this machine, on loopback only, without dashboard,
+    usage statistics or messages on the terminal. Worker output goes to the trials' logs.
+    A cluster is joined only when asked with --address: SweepError if RAY_ADDRESS
+    (`ray_address_variable`) would make ray.init join one instead of starting a local Ray."""
+    quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        return {}, {"address": address, **quiet}
+    if ray_address_variable:
+        raise SweepError(
+            f"RAY_ADDRESS is set ({ray_address_variable}) but --address is not: pass --address "
+            f"{ray_address_variable} to run the sweep on that cluster, or unset RAY_ADDRESS to run it on this machine"
+        )
+    return dict(LOCAL_RAY_ENV), {"address": None, "num_cpus": os.cpu_count(), **quiet}
 
+
+def import_ray(environment: dict[str, str]):
+    """The ray module, with `environment` set first (unless ray is already imported, where setting
+    it would leave this process and the Ray it starts disagreeing); SweepError with the install
+    hint if Ray is not installed."""
+    if "ray" not in sys.modules:
+        for name, value in environment.items():
+            os.environ.setdefault(name, value)
+    try:
+        import ray
+    except ImportError:
+        raise SweepError(RAY_HINT) from None
+    return ray
+
+
+def _interrupt_on_sigterm(signum, frame) -> None:
+    """SIGTERM stops a sweep like Ctrl-C, as it stops `calql train` (commands/train.py)."""
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[Callable[[], None]]:
+    """Within: SIGTERM raises KeyboardInterrupt; after, the handler before is back. Yields the
+    function that installs it again (ray.init replaces it with its own)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread handles signals
+        yield lambda: None
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        yield lambda: signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def unfit_trial(cpus_per_trial: float, gpus_per_trial: float, resources: dict) -> str | None:
+    """Why no trial could ever start on a Ray with these total `resources` (ray.cluster_resources()),
+    or None: Ray would queue such trials forever without a word."""
+    needs = (("--cpus-per-trial", cpus_per_trial, "CPU"), ("--gpus-per-trial", gpus_per_trial, "GPU"))
+    for option, need, name in needs:
+        have = resources.get(name, 0.0)
+        if need > have:
+            return (
+                f"{option} {need:g}: this machine's Ray has {have:g} {name}s, so no trial could start; "
+                f"ask for at most {have:g}, or join a cluster with --address"
+            )
+    return None
+
+
+def _start_ray(ray, address: str | None, init_arguments: dict, cpus_per_trial: float, gpus_per_trial: float) -> bool:
+    """Join or start Ray; False if it was already up (the caller's to shut down). A local Ray that
+    cannot hold one trial is shut down again with a SweepError."""
     if ray.is_initialized():
         return False
-    ray.init(
-        address=address,
-        num_cpus=None if address else os.cpu_count(),
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    ray.init(**init_arguments)
+    problem = None if address else unfit_trial(cpus_per_trial, gpus_per_trial, ray.cluster_resources())
+    if problem:
+        ray.shutdown()
+        raise SweepError(problem)
     return True
 
 
@@ -142,44 +230,65 @@ def run_sweep(
     print_line: Callable[[str], None] = print,
 ) -> list[dict]:
     """Run every trial not yet done; returns the outcomes of this invocation's trials (done ones
-    that were already finished are reported as skipped, not re-run)."""
-    import ray
-
+    that were already finished are reported as skipped, not re-run). KeyboardInterrupt (Ctrl-C, or
+    SIGTERM while it runs) stops the trials at their checkpoints and Ray, then propagates."""
     sweep_dir = Path(sweep_dir).resolve()
-    write_manifest(sweep_dir, trials)
+    environment, init_arguments = ray_settings(address, os.environ.get("RAY_ADDRESS", ""))
     trials_dir = sweep_dir / TRIALS_FOLDER
     todo = [trial for trial in trials if trial_state(trials_dir, trial) != "done"]
+    ray = import_ray(environment) if todo else None
+    write_manifest(sweep_dir, trials)
     skipped = len(trials) - len(todo)
     if skipped:
         print_line(f"[sweep] {skipped} of {len(trials)} trials already finished: skipped")
     if not todo:
         return []
     pregenerate_datasets(todo)
-    started_ray = _init_ray(address)
-    try:
-        task = ray.remote(
-            num_cpus=cpus_per_trial,
-            num_gpus=gpus_per_trial,
-            max_retries=max_retries,
-            runtime_env={"env_vars": worker_env(cpus_per_trial)},
-        )(run_trial)
-        pending = {task.remote(str(trials_dir), trial): trial for trial in todo}
-        progress = Progress(sweep_dir, trials, print_line)
-        outcomes = []
-        while pending:
-            progress.show(list(pending.values()), skipped)
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
-            for ref in ready:
-                trial = pending.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayError as error:  # the worker died more than max_retries times
-                    reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
-                    outcome = outcome_of(trial, "failed", *trial_paths(trials_dir, trial), reason=reason)
-                outcomes.append(outcome)
-                progress.finished(outcome)
-        progress.show([], skipped)
-        return outcomes
-    finally:
-        if started_ray:
-            ray.shutdown()
+    with sigterm_as_ctrl_c() as reinstall:
+        started_ray = _start_ray(ray, address, init_arguments, cpus_per_trial, gpus_per_trial)
+        reinstall()
+        pending: dict = {}
+        try:
+            task = ray.remote(
+                num_cpus=cpus_per_trial,
+                num_gpus=gpus_per_trial,
+                max_retries=max_retries,
+                runtime_env={"env_vars": worker_env(cpus_per_trial)},
+            )(run_trial)
+            pending.update({task.remote(str(trials_dir), trial): trial for trial in todo})
+            return _collect(ray, pending, Progress(sweep_dir, trials, print_line), trials_dir, skipped)
+        except KeyboardInterrupt:
+            _stop_trials(ray, list(pending))
+            raise
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+
+def _collect(ray, pending: dict, progress: Progress, trials_dir: Path, skipped: int) -> list[dict]:
+    """Wait for every pending trial (removing each from `pending` as it ends); their outcomes."""
+    outcomes = []
+    while pending:
+        progress.show(list(pending.values()), skipped)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+        for ref in ready:
+            trial = pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayError as error:  # the worker died more than max_retries times
+                reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+                outcome = outcome_of(trial, "failed", *trial_paths(trials_dir, trial), reason=reason)
+            outcomes.append(outcome)
+            progress.finished(outcome)
+    progress.show([], skipped)
+    return outcomes
+
+
+def _stop_trials(ray, refs: list) -> None:
+    """Cancel the trials: a running one gets KeyboardInterrupt and, like `calql train`, finishes the
+    checkpoint it is writing (training/loop.py); wait for that, unless Ctrl-C is pressed again."""
+    for ref in refs:
+        ray.cancel(ref)
+    with contextlib.suppress(KeyboardInterrupt):
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=STOP_GRACE_S)

@@ -146,6 +146,9 @@ def _check_grid(grid: Grid, where: str) -> None:
     for index, method in enumerate(grid.methods):
         if method not in METHODS:
             raise SpecError(f"{where}: methods[{index}] = {method!r} is not a method; accepted: {', '.join(METHODS)}")
+    for index, seed in enumerate(grid.seeds):
+        if seed < 0:  # numpy's generators refuse it, which would fail the trial only once it runs
+            raise SpecError(f"{where}: seeds[{index}] = {seed} is negative; seeds must be >= 0")
     for name in grid.options:
         if name in RESERVED:
             raise SpecError(

@@ -1,14 +1,16 @@
 """One trial: finished -> skip, interrupted -> resume from its newest checkpoint, never started
-(or killed before its first checkpoint) -> start afresh. `calql compare` runs trials this way in
-its own process; a sweep runs each in a Ray worker (`run_trial`).
+(or killed before its first checkpoint was complete, or with none readable) -> start afresh.
+`calql compare` runs trials this way in its own process; a sweep runs each in a Ray worker (`run_trial`).
 
 A trial's run lives in TRIALS_DIR/NAME. In a sweep each attempt also appends to TRIALS_DIR/NAME.log:
-its pid, what it did, the training output, and on failure the traceback.
+its pid, what it did, the training output, and on failure its one-line reason (a traceback if
+the failure is a bug rather than the user's to fix).
 """
 
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import time
 import traceback
@@ -19,8 +21,10 @@ from rich.console import Console
 from calql import api
 from calql.config import TrainConfig
 from calql.console import report_line
+from calql.errors import CalqlError
 from calql.rundir import CHECKPOINT_FOLDER, CONFIG_FILE, SUMMARY_FILE
 from calql.sweep.spec import Trial
+from calql.training.checkpoint import NoReadableCheckpoint
 
 
 def trial_paths(trials_dir: Path, trial: Trial) -> tuple[Path, Path]:
@@ -28,14 +32,45 @@ def trial_paths(trials_dir: Path, trial: Trial) -> tuple[Path, Path]:
     return Path(trials_dir) / trial.name, Path(trials_dir) / f"{trial.name}.log"
 
 
+def finished_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoint folders of a run whose write completed: orbax writes each into
+    STEP.orbax-checkpoint-tmp-* and renames it to STEP only at the end (training/checkpoint.py)."""
+    folder = Path(run_dir) / CHECKPOINT_FOLDER
+    return [path for path in folder.iterdir() if path.name.isdigit()] if folder.is_dir() else []
+
+
 def trial_state(trials_dir: Path, trial: Trial) -> str:
-    """ "done", "resume" (a run with a checkpoint to continue from) or "new"."""
+    """ "done", "resume" (a run with a finished checkpoint to continue from) or "new"."""
     run_dir, _ = trial_paths(trials_dir, trial)
     if (run_dir / SUMMARY_FILE).is_file():
         return "done"
-    if (run_dir / CONFIG_FILE).is_file() and any((run_dir / CHECKPOINT_FOLDER).glob("*")):
+    if (run_dir / CONFIG_FILE).is_file() and finished_checkpoints(run_dir):
         return "resume"
     return "new"
+
+
+def where_it_stands(trials_dir: Path, trials: list[Trial]) -> str:
+    """Where an interrupted sweep or comparison stands: "1 of 4 trials finished, 2 saved at a checkpoint"."""
+    states = [trial_state(trials_dir, trial) for trial in trials]
+    return f"{states.count('done')} of {len(trials)} trials finished, {states.count('resume')} saved at a checkpoint"
+
+
+def continue_command(command: str, args: list[str], out: Path) -> str:
+    """`calql COMMAND ARGS`, with --out OUT added if ARGS lacks it (the default folder is dated):
+    the command that continues an interrupted sweep or comparison."""
+    has_out = any(arg == "--out" or arg.startswith("--out=") for arg in args)
+    return f"calql {command} " + shlex.join(args if has_out else [*args, "--out", str(out)])
+
+
+def leftover_note(run_dir: Path) -> str:
+    """For a "new" trial whose folder exists: what is in it that a restart throws away (a run
+    killed before its first checkpoint, or during its write), or "" if there is no folder."""
+    if not run_dir.exists():
+        return ""
+    folder = run_dir / CHECKPOINT_FOLDER
+    names = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+    holds = f" ({CHECKPOINT_FOLDER}/ holds {', '.join(names)})" if names else ""
+    return f"{run_dir}: no finished checkpoint to resume from{holds}; restarting the trial from scratch\n"
 
 
 def read_summary(run_dir: Path) -> dict:
@@ -72,14 +107,29 @@ def run_trial(trials_dir: str, trial: Trial) -> dict:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()} host {os.uname().nodename}: {state}\n")
         if state == "done":
             return outcome_of(trial, "done", run_dir, log_path, summary=read_summary(run_dir), resumed=False)
+        if state == "new":
+            log.write(leftover_note(run_dir))
         try:
-            console = Console(file=log, force_terminal=False, width=120)
-            result = api.train(placed(Path(trials_dir), trial, state), report=report_line(console), console=console)
+            state = _train_to_the_end(Path(trials_dir), trial, state, log)
         except BaseException as error:
             if not isinstance(error, Exception):
                 raise  # KeyboardInterrupt / SystemExit: let the worker stop
-            log.write(traceback.format_exc())
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            # A CalqlError is the user's to fix and says so in one line; anything else is a bug: traceback.
+            log.write(f"{reason}\n" if isinstance(error, CalqlError) else traceback.format_exc())
             return outcome_of(trial, "failed", run_dir, log_path, reason=reason)
-        log.write(f"finished in {result.wall_time:.0f} s\n")
         return outcome_of(trial, "done", run_dir, log_path, summary=read_summary(run_dir), resumed=state == "resume")
+
+
+def _train_to_the_end(trials_dir: Path, trial: Trial, state: str, log) -> str:
+    """Train the trial from `state`, output to `log`; a resume that finds no readable checkpoint
+    (every finished one corrupt) starts afresh instead. Returns the state it ran from."""
+    console = Console(file=log, force_terminal=False, width=120)
+    try:
+        result = api.train(placed(trials_dir, trial, state), report=report_line(console), console=console)
+    except NoReadableCheckpoint as error:
+        log.write(f"{error}: restarting the trial from scratch\n")
+        state = "new"
+        result = api.train(placed(trials_dir, trial, state), report=report_line(console), console=console)
+    log.write(f"finished in {result.wall_time:.0f} s\n")
+    return state

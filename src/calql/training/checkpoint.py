@@ -47,6 +47,11 @@ class CheckpointError(CalqlError):
     """No usable checkpoint, or one from an incompatible configuration."""
 
 
+class NoReadableCheckpoint(CheckpointError):
+    """A resume whose run directory holds no checkpoint that can be read (a sweep restarts such a
+    trial from scratch: sweep/trial.py)."""
+
+
 def manager(run_dir: Path, keep: int) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=True)
     return ocp.CheckpointManager(Path(run_dir).absolute() / CHECKPOINT_FOLDER, options=options)
@@ -241,4 +246,4 @@ def restore_for_resume(
         restored = restore_latest(mgr, agent_template, step)
         if restored is not None:
             return restored
-    raise CheckpointError(f"--resume {config.resume}: no readable checkpoint in {folder}; start a new run")
+    raise NoReadableCheckpoint(f"--resume {config.resume}: no readable checkpoint in {folder}; start a new run")
