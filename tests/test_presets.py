@@ -42,3 +42,21 @@ def test_the_lagrange_version_is_kept_only_where_its_target_is_reachable():
     for name in ("pointmaze", "adroit", "adroit-pen", "kitchen"):
         assert not PRESETS[name].agent.cql_lagrange, name
     assert PRESETS["pointmaze"].agent.cql_alpha == 5.0
+
+
+def test_the_default_task_runs_the_headline_experiments_settings():
+    """`calql train` with no options is one trial of experiments/umaze-narrow.toml (Cal-QL, Monte-
+    Carlo reference): the same configuration the committed headline results were made with."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from calql.config import TrainConfig, config_from_dict
+    from calql.options import parse_train_args
+
+    assert TrainConfig.task == "pointmaze-umaze-narrow"
+    assert get_task("pointmaze-large-narrow").preset == "pointmaze-narrow"
+    headline = Path(__file__).parent.parent / "docs/results/umaze-narrow/trials/pointmaze-umaze-narrow-calql-s0"
+    trial = config_from_dict(json.loads((headline / "config.json").read_text())["config"])
+    where = {"run_dir": "", "run_name": "", "checkpoint_every": 0, "keep_checkpoints": 0, "tensorboard": False}
+    assert dataclasses.replace(parse_train_args([]), **where) == dataclasses.replace(trial, **where)

@@ -133,6 +133,7 @@ def _pointmaze_narrow_task(maze: str) -> Task:
     return dataclasses.replace(
         _pointmaze_task(maze),
         name=f"pointmaze-{maze}-narrow",
+        preset="pointmaze-narrow",
         description=f"{spec.gym_id}, start cells {list(spec.start_cells)} and fixed goal {spec.goal_cell}, sparse "
         f"reward, narrow data: {pointmaze.NARROW_DEMOS} noisy demonstrations to the goal + "
         f"{pointmaze.NARROW_FAILURES} failed attempts (built in; --dataset-size is not used)",
