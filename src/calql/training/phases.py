@@ -2,7 +2,8 @@
 
 offline: gradient steps in chunks; after each, record, evaluate when due, checkpoint when due.
 online:  evaluate at step 0; then rounds of: collect an episode, take len(episode) * UTD
-         gradient steps on mixed batches, record, evaluate when due, checkpoint when due.
+         gradient steps on mixed batches (none for the episodes of the warm-up), record, evaluate
+         when due, checkpoint when due.
 
 population.py runs the same steps for several seeds in lockstep with one vmapped update.
 """
@@ -55,7 +56,7 @@ def online_phase(run: Run) -> None:
     while counters.online_done < cfg.online_steps:
         before = counters.online_done
         length, success = collect_episode(run)
-        metrics = gradient_steps(run, length * cfg.utd)
+        metrics = gradient_steps(run, online_updates(cfg, before, length))
         end_episode(run, before, length, success, metrics)
         progress.update(counters.online_done, metrics)
     progress.close()
@@ -147,6 +148,13 @@ def evaluate_at_start(run: Run) -> None:
     counters.final_result = counters.final_result or counters.offline_result
     if counters.online_done == 0 and counters.next_eval == 0:
         evaluate_online(run)
+
+
+def online_updates(config: TrainConfig, before: int, length: int) -> int:
+    """Gradient steps after an episode of `length` steps that began at online step `before`:
+    len * UTD, none while the warm-up lasts (WSRL: every episode that begins before
+    --warmup-steps is the frozen pre-trained policy's; docs/algorithm.md section 5)."""
+    return 0 if before < config.warmup_steps else length * config.utd
 
 
 def collect_episode(run: Run) -> tuple[int, bool]:

@@ -3,8 +3,9 @@ with one compiled, vmapped update per call for all seeds. Each seed keeps its ow
 environments, online buffer, log and checkpoints; only the update call is shared.
 
 Offline, every seed takes the same chunks. Online, each unfinished seed collects an episode per
-round, then all update together; a seed with fewer steps to take (or none: it has finished)
-pads its part of the call with inactive steps, so the compiled shape never changes.
+round, then all update together; a seed with fewer steps to take (or none: it has finished, or
+is still in its warm-up) pads its part of the call with inactive steps, so the compiled shape
+never changes.
 """
 
 from collections import defaultdict
@@ -57,7 +58,8 @@ def online_phase(runs: list[Run]) -> None:
             phases.collect_episode(run) if before < cfg.online_steps else (0, False)
             for run, before in zip(runs, befores)
         ]
-        all_metrics = gradient_steps(runs, [length * cfg.utd for length, _ in episodes])
+        updates = [phases.online_updates(cfg, before, length) for before, (length, _) in zip(befores, episodes)]
+        all_metrics = gradient_steps(runs, updates)
         for run, before, (length, success), metrics in zip(runs, befores, episodes, all_metrics):
             if length:
                 phases.end_episode(run, before, length, success, metrics)

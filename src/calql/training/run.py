@@ -17,7 +17,7 @@ from rich.console import Console
 from calql.agent.state import AgentState
 from calql.config import TrainConfig
 from calql.data.replay import OnlineBuffer, offline_transitions
-from calql.data.returns import transform_rewards
+from calql.data.returns import trajectory_ends, transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task
 from calql.rundir import SUMMARY_FILE
@@ -100,11 +100,13 @@ class Timer:
         self.timers[self.name] += time.perf_counter() - self.start
 
 
-def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
-    """The task's dataset with the reward transform applied first, then MC returns."""
+def load_offline_data(task: Task, config: TrainConfig) -> tuple[Transitions, np.ndarray]:
+    """The task's dataset with the reward transform applied first, then MC returns; and the (N,)
+    trajectory ends the returns were computed with (--reference best ranks trajectories)."""
     raw = task.load_dataset(config.dataset_size, config.dataset_seed)
     rewards = transform_rewards(raw["rewards"], task.reward_scale, task.reward_bias)
-    return offline_transitions(
+    ends = trajectory_ends(raw["terminals"], raw["timeouts"], raw["observations"], raw["next_observations"])
+    offline = offline_transitions(
         raw["observations"],
         raw["actions"],
         rewards,
@@ -112,7 +114,9 @@ def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
         raw["terminals"],
         raw["timeouts"],
         task.return_rule(config.agent.discount),
+        ends,
     )
+    return offline, ends
 
 
 def start_online(run: Run) -> None:
