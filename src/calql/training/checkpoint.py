@@ -152,7 +152,7 @@ def config_fingerprint(config_dict: dict) -> str:
 
 
 def save_run(run: Run) -> None:
-    """Checkpoint `run` at its gradient step: everything its future depends on."""
+    """Checkpoint `run` (numbered by `checkpoint_number`): everything its future depends on."""
     with Timer(run.timers, "checkpoint"):
         buffer = run.buffer
         arrays = {"size": np.asarray(0 if buffer is None else buffer.size)}
@@ -172,7 +172,15 @@ def save_run(run: Run) -> None:
                 "online" if run.env else "offline", run.counters.online_done if run.env else run.counters.offline_done
             ),
         }
-        save(run.checkpoints, run.counters.gradient_steps, run.state, arrays, meta)
+        save(run.checkpoints, checkpoint_number(run), run.state, arrays, meta)
+
+
+def checkpoint_number(run: Run) -> int:
+    """The number of the run's checkpoint now, strictly increasing: its gradient steps; with a
+    warm-up also its online steps, since the warm-up's episodes take no gradient step (numbering
+    by gradient steps alone would give them the number of the checkpoint before and skip them)."""
+    counters = run.counters
+    return counters.gradient_steps + (counters.online_done if run.config.warmup_steps else 0)
 
 
 def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
