@@ -91,7 +91,7 @@ class TrainConfig:
     environment steps, are collected by the frozen pre-trained policy into the online buffer with
     no gradient step; learning starts with the episode after. They count in --online-steps and in
     the cumulative regret (they are real interactions). WSRL's recipe adds --mixing-ratio 0 (no
-    offline row in any batch); 0: no warm-up."""
+    offline row in any batch); 0: no warm-up (docs/algorithm.md section 5.7)."""
     reference: Literal["mc", "learned", "best"] = "mc"
     """Reference value of the Cal-QL bound on the offline data: 'mc' = Monte-Carlo returns-to-go;
     'learned' = a value network fitted to the behaviour policy's value by TD(0) on the dataset
@@ -103,14 +103,16 @@ class TrainConfig:
     """Gradient steps of the learned (or best) reference's fit (critic widths and learning rate, batch size)."""
     reference_top_fraction: float = 0.2
     """--reference best: the fraction of the dataset's trajectories, ranked by their Monte-Carlo return
-    at their first step, whose rows the value is fitted on (at least one trajectory)."""
+    at their first step, whose rows the value is fitted on (at least one trajectory; docs/algorithm.md
+    section 4.8)."""
     reference_scale: float = 1.0
     """Accuracy ablation: the offline reference (whichever --reference) is multiplied by this before
     the bound uses it; the calibration diagnostic still compares with the true Monte-Carlo returns."""
     reference_noise: float = 0.0
     """Accuracy ablation: Gaussian noise added to each offline row's reference after --reference-scale,
     with this standard deviation in units of the reference's standard deviation over the dataset;
-    drawn once per row from its own stream of --seed (a resumed run draws the same)."""
+    drawn once per row from its own stream of --seed (a resumed run draws the same; docs/algorithm.md
+    section 4.9)."""
     calibrate_online: bool = True
     """Keep the Cal-QL bound during fine-tuning, with online Monte-Carlo returns (authors).
     False switches it off online (CORL's behaviour)."""

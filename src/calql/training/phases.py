@@ -153,7 +153,7 @@ def evaluate_at_start(run: Run) -> None:
 def online_updates(config: TrainConfig, before: int, length: int) -> int:
     """Gradient steps after an episode of `length` steps that began at online step `before`:
     len * UTD, none while the warm-up lasts (WSRL: every episode that begins before
-    --warmup-steps is the frozen pre-trained policy's; docs/algorithm.md section 5)."""
+    --warmup-steps is the frozen pre-trained policy's; docs/algorithm.md section 5.7)."""
     return 0 if before < config.warmup_steps else length * config.utd
 
 
