@@ -18,7 +18,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import jax
@@ -126,7 +126,7 @@ def restore_latest(
 
 
 def generator_state(rng: np.random.Generator) -> dict[str, Any]:
-    return rng.bit_generator.state
+    return cast(dict[str, Any], rng.bit_generator.state)
 
 
 def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
@@ -196,6 +196,7 @@ def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
     set_env_rng_states(run.eval_env, meta["eval_env_rng"])
     if meta["env_rng"] is not None:
         start_online(run)
+        assert run.env is not None and run.buffer is not None  # start_online made them
         set_env_rng_states(run.env, meta["env_rng"])
         if int(arrays["size"]):
             run.buffer.add(Transitions(*(np.asarray(arrays[name]) for name in Transitions._fields)))

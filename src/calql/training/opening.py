@@ -34,7 +34,7 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     """A run ready for its phases: new, or (config.resume) restored from its newest checkpoint.
     Call checkpoint.check_resume_options(config) first when resuming. `update_lanes`: the seeds
     of a new run's vmapped update (--seeds); a resumed run keeps the number it started with."""
-    timers = defaultdict(float)
+    timers: defaultdict[str, float] = defaultdict(float)
     task = bind(get_task(config.task), config.dataset, config.filter_dataset)
     with Timer(timers, "dataset"):
         offline, ends = load_offline_data(task, config)

@@ -69,7 +69,7 @@ def gradient_steps(run: Run, count: int) -> dict[str, float]:
     """`count` gradient steps in scanned calls of updates_per_call (the last one padded with
     inactive steps, so one compiled shape serves any count); their mean metrics."""
     size = run.config.updates_per_call
-    total = defaultdict(float)
+    total: defaultdict[str, float] = defaultdict(float)
     for start in range(0, count, size):
         active = np.arange(size) < count - start
         with Timer(run.timers, "sample"):
@@ -164,8 +164,10 @@ def collect_episode(run: Run) -> tuple[int, bool]:
         action, run.act_key = sample_action(run.state.actor, observation, run.act_key)
         return np.asarray(action)
 
+    env, buffer = run.env, run.buffer
+    assert env is not None and buffer is not None  # begin_online_phase made them
     with Timer(run.timers, "environment"):
-        episode = run_episode(run.env, explore)
+        episode = run_episode(env, explore)
     task = run.task
     rewards = transform_rewards(episode.rewards, task.reward_scale, task.reward_bias)
     transitions = episode_transitions(
@@ -176,7 +178,7 @@ def collect_episode(run: Run) -> tuple[int, bool]:
         episode.terminated,
         task.return_rule(run.config.agent.discount),
     )
-    run.buffer.add(transitions)
+    buffer.add(transitions)
     run.counters.online_successes.append(episode.success)
     run.counters.online_done += transitions.size
     return transitions.size, episode.success

@@ -71,7 +71,7 @@ def gradient_steps(runs: list[Run], counts: list[int]) -> list[dict[str, float]]
     """counts[i] gradient steps for runs[i] in shared vmapped calls; each run's mean metrics.
     The calls' time is counted in the first run's timers."""
     size = runs[0].config.updates_per_call
-    totals = [defaultdict(float) for _ in runs]
+    totals: list[defaultdict[str, float]] = [defaultdict(float) for _ in runs]
     for start in range(0, max(counts), size):
         actives = [np.arange(size) < count - start for count in counts]
         with Timer(runs[0].timers, "sample"):

@@ -62,7 +62,7 @@ def fit_reference(
     config: TrainConfig,
     key: jax.Array,
     probe_rows: np.ndarray,
-    record: Callable[[int, dict], None],
+    record: Callable[[int, dict], object],
     fit_rows: np.ndarray | None = None,
     fit_calls=fit,
 ) -> np.ndarray:

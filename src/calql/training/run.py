@@ -8,10 +8,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import gymnasium as gym
 import jax
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 from rich.console import Console
 
 from calql.agent.state import AgentState
@@ -124,9 +126,10 @@ def start_online(run: Run) -> None:
     cfg = run.config
     if not cfg.calibrate_online:
         run.state = run.state.replace(calibrate=False)
-    run.env = run.task.make_env(cfg.seed)
-    run.env.reset(seed=cfg.seed)
-    capacity = cfg.online_steps + run.env.spec.max_episode_steps
+    run.env = env = run.task.make_env(cfg.seed)
+    env.reset(seed=cfg.seed)
+    # Every task's environment has a time limit, so the last episode always fits.
+    capacity = cfg.online_steps + cast(int, cast(EnvSpec, env.spec).max_episode_steps)
     run.buffer = OnlineBuffer(capacity, run.offline.observations.shape[1], run.offline.actions.shape[1])
 
 
@@ -143,8 +146,8 @@ def finish(run: Run) -> RunResult:
     regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else None
     result = RunResult(
         str(run.log.path),
-        counters.offline_result,
-        final,
+        cast(dict, counters.offline_result),  # the offline phase always leaves one (end_offline_phase)
+        cast(dict, final),
         regret,
         run.wall_time(),
         dict(run.timers),
