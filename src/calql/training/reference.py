@@ -64,7 +64,7 @@ def fit_reference(
     probe_rows: np.ndarray,
     record: Callable[[int, dict], object],
     fit_rows: np.ndarray | None = None,
-    fit_calls=fit,
+    fit_calls: Callable[[ReferenceState, Transitions], tuple[ReferenceState, dict]] = fit,
 ) -> np.ndarray:
     """Fit V for config.reference_steps gradient steps (rounded up to whole scanned calls) on
     batches drawn uniformly from `fit_rows` (default: every row) with `fit_calls` (TD(0) `fit`, or
