@@ -10,6 +10,9 @@ with the definitions of calql.reporting.protocol and 95% bootstrap intervals ove
 3. per task, the paper's claims against CQL: dip difference, regret ratio and calibration gap.
 
     python experiments/summarize.py docs/results/pointmaze-medium-narrow/trials [more folders...]
+
+--against METHOD compares with another method than CQL in 1 and 3 (e.g. --against calql to
+compare the no-retention calql-wsrl with standard Cal-QL).
 """
 
 import argparse
@@ -60,16 +63,17 @@ def _interval(runs: list[RunData], value, digits: int) -> str:
     return _fmt(stats.mean_interval([value(run) for run in runs]), digits)
 
 
-def results_table(groups) -> list[str]:
+def results_table(groups, against: str = "cql") -> list[str]:
     lines = [
-        "| task | method | seeds | score after pre-training | final score | dip | cumulative regret | regret / CQL's |",
+        "| task | method | seeds | score after pre-training | final score | dip | cumulative regret | "
+        f"regret / {label(against)}'s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (task, method), runs in groups.items():
         done = _finished(runs)
         regrets = [cumulative_regret(run) for run in done]
-        cql = [cumulative_regret(run) for run in _finished(groups.get((task, "cql"), []))]
-        ratio = stats.ratio_interval(regrets, cql) if method != "cql" and cql else (np.nan,) * 3
+        baseline = [cumulative_regret(run) for run in _finished(groups.get((task, against), []))]
+        ratio = stats.ratio_interval(regrets, baseline) if method != against and baseline else (np.nan,) * 3
         cells = [
             _interval(done, start_score, 1),
             _interval(done, final_score, 1),
@@ -81,7 +85,7 @@ def results_table(groups) -> list[str]:
     return lines
 
 
-def pretraining_table(groups) -> list[str]:
+def pretraining_table(groups, against: str = "cql") -> list[str]:
     lines = [
         "| task | method | seeds | spread of last 3 offline scores | policy entropy | Q on data - MC | "
         "Q on policy actions - MC | data Q below MC | learned reference: MAE vs MC |",
@@ -102,17 +106,18 @@ def pretraining_table(groups) -> list[str]:
     return lines
 
 
-def claims_table(groups) -> list[str]:
-    """Each Cal-QL variant against CQL on the same task: the three claims of the paper."""
+def claims_table(groups, against: str = "cql") -> list[str]:
+    """Each other method against CQL (or `against`) on the same task: the three claims of the paper."""
+    name = label(against)
     lines = [
-        "| task | method vs CQL | dip: CQL - method (> 0: smaller dip) | regret ratio (< 1: lower regret) | "
-        "Q(s, pi) - MC after pre-training: method - CQL (> 0: less pessimistic) |",
+        f"| task | method vs {name} | dip: {name} - method (> 0: smaller dip) | regret ratio (< 1: lower regret) | "
+        f"Q(s, pi) - MC after pre-training: method - {name} (> 0: less pessimistic) |",
         "|---|---|---|---|---|",
     ]
     for (task, method), runs in groups.items():
-        cql = _finished(groups.get((task, "cql"), []))
+        cql = _finished(groups.get((task, against), []))
         done = _finished(runs)
-        if method == "cql" or not cql or not done:
+        if method == against or not cql or not done:
             continue
         dip = stats.difference_interval([finetuning_dip(r) for r in cql], [finetuning_dip(r) for r in done])
         ratio = stats.ratio_interval([cumulative_regret(r) for r in done], [cumulative_regret(r) for r in cql])
@@ -124,14 +129,16 @@ def claims_table(groups) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+")
-    groups = group_runs(find_runs(parser.parse_args().folders))
+    parser.add_argument("--against", default="cql", help="the method the others are compared with (default cql)")
+    args = parser.parse_args()
+    groups = group_runs(find_runs(args.folders))
     for title, table in (
         ("Results", results_table),
         ("Pre-training and calibration", pretraining_table),
-        ("Claims against CQL", claims_table),
+        (f"Claims against {label(args.against)}", claims_table),
     ):
         print(f"### {title}\n")
-        print("\n".join(table(groups)) + "\n")
+        print("\n".join(table(groups, args.against)) + "\n")
 
 
 if __name__ == "__main__":

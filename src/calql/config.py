@@ -86,13 +86,33 @@ class TrainConfig:
     """Fraction of each online batch drawn from the offline dataset (the rest from online data)."""
     utd: int = 1
     """Update-to-data ratio: gradient steps per online environment step."""
-    reference: Literal["mc", "learned"] = "mc"
+    warmup_steps: int = 0
+    """Warm-up of fine-tuning (WSRL, Zhou et al. 2024): the first episodes, until this many online
+    environment steps, are collected by the frozen pre-trained policy into the online buffer with
+    no gradient step; learning starts with the episode after. They count in --online-steps and in
+    the cumulative regret (they are real interactions). WSRL's recipe adds --mixing-ratio 0 (no
+    offline row in any batch); 0: no warm-up (docs/algorithm.md section 5.7)."""
+    reference: Literal["mc", "learned", "best"] = "mc"
     """Reference value of the Cal-QL bound on the offline data: 'mc' = Monte-Carlo returns-to-go;
     'learned' = a value network fitted to the behaviour policy's value by TD(0) on the dataset
-    before pre-training (paper section 7.3). Online episodes always use their exact returns;
-    --algo cql has no bound and ignores it."""
+    before pre-training (paper section 7.3); 'best' = a value network fitted to the Monte-Carlo
+    returns of the best trajectories only (--reference-top-fraction), predicted for every row: a
+    better-than-behaviour reference. Online episodes always use their exact returns; --algo cql has
+    no bound and ignores it."""
     reference_steps: int = 50_000
-    """Gradient steps of the learned reference's fit (critic widths and learning rate, batch size)."""
+    """Gradient steps of the learned (or best) reference's fit (critic widths and learning rate, batch size)."""
+    reference_top_fraction: float = 0.2
+    """--reference best: the fraction of the dataset's trajectories, ranked by their Monte-Carlo return
+    at their first step, whose rows the value is fitted on (at least one trajectory; docs/algorithm.md
+    section 4.8)."""
+    reference_scale: float = 1.0
+    """Accuracy ablation: the offline reference (whichever --reference) is multiplied by this before
+    the bound uses it; the calibration diagnostic still compares with the true Monte-Carlo returns."""
+    reference_noise: float = 0.0
+    """Accuracy ablation: Gaussian noise added to each offline row's reference after --reference-scale,
+    with this standard deviation in units of the reference's standard deviation over the dataset;
+    drawn once per row from its own stream of --seed (a resumed run draws the same; docs/algorithm.md
+    section 4.9)."""
     calibrate_online: bool = True
     """Keep the Cal-QL bound during fine-tuning, with online Monte-Carlo returns (authors).
     False switches it off online (CORL's behaviour)."""
@@ -373,7 +393,10 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in ("offline_steps", "online_steps"):
         value = getattr(config, name)
         _check(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    _check(config.reference in ("mc", "learned"), f"--reference: unknown {config.reference!r}; accepted: mc, learned")
+    _check(
+        config.reference in ("mc", "learned", "best"),
+        f"--reference: unknown {config.reference!r}; accepted: mc, learned, best",
+    )
     for name in (
         "batch_size",
         "utd",
@@ -400,8 +423,36 @@ def validate(config: TrainConfig) -> TrainConfig:
         f"--batch-size {config.batch_size} x --mixing-ratio {config.mixing_ratio} = {offline_rows:g} offline rows "
         "per batch; choose values whose product is a whole number (e.g. --batch-size 256 --mixing-ratio 0.5)",
     )
+    _validate_fine_tuning(config)
+    _validate_reference(config)
     _validate_agent(config.agent)
     return config
+
+
+def _validate_fine_tuning(config: TrainConfig) -> None:
+    """The warm-up's checks of `validate`: it is part of the online budget and must leave some of it."""
+    _check(config.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {config.warmup_steps}")
+    _check(
+        config.warmup_steps == 0 or config.warmup_steps < config.online_steps,
+        f"--warmup-steps {config.warmup_steps} must be below --online-steps {config.online_steps}: the warm-up "
+        "is part of the online budget and fine-tuning needs steps after it",
+    )
+
+
+def _validate_reference(config: TrainConfig) -> None:
+    """The `--reference-*` checks of `validate`."""
+    _check(
+        0.0 < config.reference_top_fraction <= 1.0,
+        f"--reference-top-fraction must be in (0, 1], got {config.reference_top_fraction}",
+    )
+    _check(
+        math.isfinite(config.reference_scale),
+        f"--reference-scale must be a finite number, got {config.reference_scale}",
+    )
+    _check(
+        math.isfinite(config.reference_noise) and config.reference_noise >= 0.0,
+        f"--reference-noise must be >= 0 and finite, got {config.reference_noise}",
+    )
 
 
 def _validate_agent(agent: AgentConfig) -> None:

@@ -4,7 +4,7 @@ normalized score and success rate with 95% bootstrap confidence intervals over e
 import dataclasses
 import importlib.util
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import numpy as np
@@ -13,7 +13,7 @@ from calql.agent.acting import deterministic_action, sample_action
 from calql.agent.state import AgentState, create_agent
 from calql.config import TrainConfig, config_from_dict
 from calql.envs.binding import bind
-from calql.envs.common import env_stack
+from calql.envs.common import env_stack, flat_width
 from calql.envs.tasks import Task, get_task
 from calql.errors import CalqlError, storage_error
 from calql.reporting.stats import mean_interval
@@ -91,8 +91,8 @@ def load_policy(path: str | Path) -> Policy:
     probe = task.make_env(config.seed)
     template = create_agent(
         jax.random.PRNGKey(0),
-        probe.observation_space.shape[0],
-        probe.action_space.shape[0],
+        flat_width(probe.observation_space),
+        flat_width(probe.action_space),
         config.agent,
         calibrate=config.algo == "calql",
     )
@@ -156,7 +156,7 @@ def evaluate_run(
     policy = load_policy(path)
     env = policy.make_env(seed)
     env.reset(seed=seed)
-    frames = None if video is None else []
+    frames: list | None = None if video is None else []
     if video is not None:
         _enable_rgb_rendering(env)
     results = _run_episodes(env, policy, episodes, frames)
@@ -165,7 +165,7 @@ def evaluate_run(
         import imageio.v2 as imageio  # optional dependency, only for videos
 
         try:
-            imageio.mimsave(video, frames, fps=30)
+            imageio.mimsave(video, cast(list, frames), fps=30)
         except OSError as error:
             raise storage_error(error, f"--video {video}: cannot write the video") or error from None
     returns = np.array([r.raw_return for r in results])

@@ -5,6 +5,10 @@ The fit is fitted value evaluation, TD(0) on dataset transitions with a soft-upd
     V(s) <- r + gamma * (1 - d) * V_target(s').
 Because s' is where the behaviour policy went, the fixed point is the behaviour value V^mu(s);
 unlike Monte-Carlo returns it needs no whole trajectories, and it bootstraps through time-outs.
+
+The same network and optimiser also fit a value by Monte-Carlo regression, V(s) <- G, on chosen
+rows (`fit_to_returns`): --reference best fits it on the best trajectories' rows only
+(docs/algorithm.md section 4.8).
 """
 
 import functools
@@ -78,18 +82,43 @@ def value_loss(params, state: ReferenceState, batch: Transitions) -> tuple[jax.A
     return loss, {"reference/td_loss": loss, "reference/value": value.mean()}
 
 
-def fit_step(state: ReferenceState, batch: Transitions) -> tuple[ReferenceState, Metrics]:
-    (_, metrics), grads = jax.value_and_grad(value_loss, has_aux=True)(state.value.params, state, batch)
+def return_loss(params, state: ReferenceState, batch: Transitions) -> tuple[jax.Array, Metrics]:
+    """Mean squared error of V against the rows' Monte-Carlo returns (batch.reference)."""
+    value = state.value.apply_fn(params, batch.observations)
+    loss = jnp.mean((value - batch.reference) ** 2)
+    return loss, {"reference/return_loss": loss, "reference/value": value.mean()}
+
+
+def _step(loss_fn, state: ReferenceState, batch: Transitions) -> tuple[ReferenceState, Metrics]:
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.value.params, state, batch)
     value = state.value.apply_gradients(grads=grads)
+    # The target follows in both fits; only the TD loss reads it.
     return state.replace(
         value=value, target_params=optax.incremental_update(value.params, state.target_params, state.tau)
     ), metrics
+
+
+def fit_step(state: ReferenceState, batch: Transitions) -> tuple[ReferenceState, Metrics]:
+    """One TD(0) step of V."""
+    return _step(value_loss, state, batch)
+
+
+def regression_step(state: ReferenceState, batch: Transitions) -> tuple[ReferenceState, Metrics]:
+    """One Monte-Carlo regression step of V."""
+    return _step(return_loss, state, batch)
 
 
 @jax.jit
 def fit(state: ReferenceState, batches: Transitions) -> tuple[ReferenceState, Metrics]:
     """Scan `fit_step` over the leading axis of `batches` (U, B, ...); returns the mean metrics."""
     state, metrics = jax.lax.scan(fit_step, state, batches)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+@jax.jit
+def fit_to_returns(state: ReferenceState, batches: Transitions) -> tuple[ReferenceState, Metrics]:
+    """Scan `regression_step` over the leading axis of `batches` (U, B, ...); the mean metrics."""
+    state, metrics = jax.lax.scan(regression_step, state, batches)
     return state, jax.tree.map(jnp.mean, metrics)
 
 

@@ -70,11 +70,14 @@ def offline_transitions(
     terminals: np.ndarray,
     timeouts: np.ndarray,
     rule: ReturnRule,
+    ends: np.ndarray | None = None,
 ) -> Transitions:
     """A flat offline dataset (transformed rewards) as float32 transitions with MC returns.
 
+    `ends`: the trajectory ends (data.returns.trajectory_ends) if the caller has them already.
     Actions are clipped to +-0.99999 so their tanh-Gaussian log-probs stay finite."""
-    ends = trajectory_ends(terminals, timeouts, observations, next_observations)
+    if ends is None:
+        ends = trajectory_ends(terminals, timeouts, observations, next_observations)
     returns = mc_returns(rewards, ends, terminals, rule)
     return Transitions(
         observations=np.asarray(observations, np.float32),

@@ -59,7 +59,7 @@ def discounted_returns(rewards: np.ndarray, ends: np.ndarray, discount: float) -
 
 def all_failure_trajectories(rewards: np.ndarray, ends: np.ndarray, failure_reward: float) -> np.ndarray:
     """(N,) bool: True on every step of a trajectory whose rewards all equal failure_reward."""
-    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]]))
+    starts = trajectory_starts(ends)
     successes_per_trajectory = np.add.reduceat((rewards != failure_reward).astype(np.int64), starts)
     lengths = np.diff(np.append(starts, len(rewards)))
     return np.repeat(successes_per_trajectory == 0, lengths)
@@ -88,3 +88,21 @@ def mc_returns(rewards: np.ndarray, ends: np.ndarray, terminals: np.ndarray, rul
         failed = all_failure_trajectories(rewards, ends, failure)
         returns[failed] = failure / (1.0 - rule.discount)
     return returns.astype(np.float32)
+
+
+def trajectory_starts(ends: np.ndarray) -> np.ndarray:
+    """(T,) the first row of each trajectory, for the (N,) `ends` of trajectory_ends."""
+    return np.flatnonzero(np.concatenate([[True], np.asarray(ends, bool)[:-1]])) if len(ends) else np.zeros(0, int)
+
+
+def best_trajectory_rows(returns: np.ndarray, ends: np.ndarray, fraction: float) -> np.ndarray:
+    """(N,) bool: True on every row of the best round(fraction * T) of the T trajectories (at least
+    one), ranked by the return at their first step (their Monte-Carlo value from where they
+    start); ties go to the earlier trajectory."""
+    starts = trajectory_starts(ends)
+    lengths = np.diff(np.append(starts, len(returns)))
+    count = max(1, round(fraction * len(starts)))
+    best = np.argsort(-np.asarray(returns, np.float64)[starts], kind="stable")[:count]
+    chosen = np.zeros(len(starts), bool)
+    chosen[best] = True
+    return np.repeat(chosen, lengths)

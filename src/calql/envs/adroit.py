@@ -23,7 +23,7 @@ import numpy as np
 
 from calql.data.returns import trajectory_ends
 from calql.data.sources import DatasetError
-from calql.envs.common import MapObservation, make_quietly, seeded
+from calql.envs.common import MapObservation, flat_width, make_quietly, seeded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +79,8 @@ class BinaryReward(gym.Wrapper):
 def make_env(hand: str, seed: int | None = None) -> gym.Env:
     """Binary-reward Adroit with float32 observations and D4RL's episode length for `hand`."""
     spec = hand_spec(hand)
-    env = BinaryReward(make_quietly(spec.gym_id, max_episode_steps=spec.max_episode_steps))
-    env = MapObservation(env, lambda obs: obs, env.observation_space.shape[0])
+    env: gym.Env = BinaryReward(make_quietly(spec.gym_id, max_episode_steps=spec.max_episode_steps))
+    env = MapObservation(env, lambda obs: obs, flat_width(env.observation_space))
     return seeded(env, seed)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -89,7 +90,7 @@ class _FixedGoal(gym.Wrapper):
     def __init__(self, env: gym.Env, reset_cell: np.ndarray, goal_cell: np.ndarray, radius: float):
         super().__init__(env)
         self._options = {"reset_cell": reset_cell, "goal_cell": goal_cell}
-        self.goal = env.unwrapped.maze.cell_rowcol_to_xy(goal_cell).astype(np.float64)
+        self.goal = cast(Any, env.unwrapped).maze.cell_rowcol_to_xy(goal_cell).astype(np.float64)
         self.radius = radius
 
     def _success(self, obs) -> bool:
@@ -119,7 +120,7 @@ def _base_env(maze: str, frame: str) -> tuple[gym.Env, np.ndarray]:
         spec.gym_id, maze_map=rows, continuing_task=True, reset_target=False, max_episode_steps=spec.max_episode_steps
     )
     radius = D4RL_SUCCESS_RADIUS if frame == "d4rl" else MINARI_SUCCESS_RADIUS
-    offset = -env.unwrapped.maze.cell_rowcol_to_xy(reset) if frame == "d4rl" else np.zeros(2)
+    offset = -cast(Any, env.unwrapped).maze.cell_rowcol_to_xy(reset) if frame == "d4rl" else np.zeros(2)
     return _FixedGoal(env, reset, goal, radius), offset
 
 
@@ -144,7 +145,7 @@ def goal_xy(maze: str, frame: str) -> np.ndarray:
     """The evaluation goal in `frame`'s coordinates."""
     env, offset = _base_env(maze, frame)
     try:
-        return env.goal + offset
+        return cast(_FixedGoal, env).goal + offset
     finally:
         env.close()
 

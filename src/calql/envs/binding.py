@@ -9,7 +9,7 @@ checked against that environment, optionally filtered, and checked again.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import gymnasium as gym
 import numpy as np
@@ -44,7 +44,8 @@ def read_source(source: Source, fmt: DataFormat, env: gym.Env) -> dict[str, np.n
     if source.kind == "minari":
         return read_minari(source.ref, source_space(env), fmt.info_keys)
     if source.kind == "awac":
-        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+        obs_shape = cast(tuple[int, ...], env.observation_space.shape)
+        act_shape = cast(tuple[int, ...], env.action_space.shape)
         if len(obs_shape) != 1 or len(act_shape) != 1:
             raise DatasetError(
                 f"--dataset {source}: AWAC .npy files hold flat observations and actions, but "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pathlib
 import warnings
 from collections.abc import Callable
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -46,13 +47,18 @@ def source_space(env: gym.Env) -> gym.Space | None:
 class MapObservation(gym.ObservationWrapper):
     """Observations through `fn` (a vectorised map to float32 vectors of width `size`)."""
 
-    def __init__(self, env: gym.Env, fn: Callable[[object], np.ndarray], size: int):
+    def __init__(self, env: gym.Env, fn: Callable[[Any], Any], size: int):
         super().__init__(env)
         self._fn = fn
         self.observation_space = float32_box(size)
 
     def observation(self, observation):
         return np.asarray(self._fn(observation), dtype=np.float32)
+
+
+def flat_width(space: gym.Space) -> int:
+    """The width of a flat (vector) space: its shape's first entry."""
+    return cast(tuple[int, ...], space.shape)[0]
 
 
 def make_quietly(env_id: str, **kwargs) -> gym.Env:

@@ -20,12 +20,13 @@ import dataclasses
 import sys
 import time
 import warnings
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 
 from calql.envs import cache
-from calql.envs.common import MapObservation, seeded
+from calql.envs.common import MapObservation, flat_width, seeded
 from calql.errors import CalqlError
 
 
@@ -106,7 +107,7 @@ def task_env_id(name: str) -> str:
 def make_env(name: str, seed: int | None = None) -> gym.Env:
     """The single-task environment (OGBench's default task) with float32 observations."""
     env = _make(task_env_id(name))
-    env = MapObservation(env, lambda obs: obs, env.observation_space.shape[0])
+    env = MapObservation(env, lambda obs: obs, flat_width(env.observation_space))
     return seeded(env, seed)
 
 
@@ -143,7 +144,7 @@ def _rollout(env: gym.Env, spec: ManipSpec, oracles: dict, rng: np.random.Genera
         qpos.append(info["prev_qpos"])
         buttons.append(info.get("prev_button_states", np.zeros(0)))
         if agent.done:
-            ob_new, info = env.unwrapped.set_new_target(p_stack=spec.p_stack)
+            ob_new, info = cast(Any, env.unwrapped).set_new_target(p_stack=spec.p_stack)
             agent = oracles[info["privileged/target_task"]]
             agent.reset(ob_new, info)
     return np.array(obs), np.array(actions), np.array(qpos), np.array(buttons)

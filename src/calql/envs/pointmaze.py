@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -140,7 +141,7 @@ class _FixedGoalTask(gym.Wrapper):
         start = self._start_cells[base.np_random.integers(len(self._start_cells))]
         obs, info = self.env.reset(options={"reset_cell": start, "goal_cell": self._goal_cell})
         # The base env adds uniform noise to the goal as well as the start; undo it for the goal.
-        base = self.env.unwrapped
+        base = cast(Any, self.env.unwrapped)
         base.goal = self._goal.copy()
         base.update_target_site_pos()
         obs["desired_goal"] = self._goal.copy()
@@ -212,9 +213,9 @@ def _next_cell_table(free: np.ndarray) -> np.ndarray:
     """
     table = np.tile(np.arange(free.size), (free.size, 1))
     for goal in np.flatnonzero(free):
-        distance = _bfs_distances(free, goal)
+        distance = _bfs_distances(free, cast(int, goal))
         for cell in np.flatnonzero(distance > 0):
-            closer = (n for n in _neighbours(cell, free.shape) if distance[n] == distance[cell] - 1)
+            closer = (n for n in _neighbours(cast(int, cell), free.shape) if distance[n] == distance[cell] - 1)
             table[goal, cell] = next(closer)
     return table
 
@@ -278,8 +279,8 @@ def _rollout_batch(
         for i, env in enumerate(envs[:batch]):
             obs[i, t + 1] = env.step(actions[i, t])[0]["observation"]
         to_goal = np.linalg.norm(obs[:, t + 1, :2] - ctrl.centres[goals], axis=-1)
-        for i in np.flatnonzero(to_goal <= GOAL_REACHED_RADIUS):
-            goals[i] = _draw_goal(rngs[i], ctrl, exclude=goals[i])
+        for reached in np.flatnonzero(to_goal <= GOAL_REACHED_RADIUS):
+            goals[reached] = _draw_goal(rngs[reached], ctrl, exclude=goals[reached])
     return obs, actions
 
 

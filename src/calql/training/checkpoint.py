@@ -18,7 +18,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import jax
@@ -131,7 +131,7 @@ def restore_latest(
 
 
 def generator_state(rng: np.random.Generator) -> dict[str, Any]:
-    return rng.bit_generator.state
+    return cast(dict[str, Any], rng.bit_generator.state)
 
 
 def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
@@ -157,7 +157,7 @@ def config_fingerprint(config_dict: dict) -> str:
 
 
 def save_run(run: Run) -> None:
-    """Checkpoint `run` at its gradient step: everything its future depends on."""
+    """Checkpoint `run` (numbered by `checkpoint_number`): everything its future depends on."""
     with Timer(run.timers, "checkpoint"):
         buffer = run.buffer
         arrays = {"size": np.asarray(0 if buffer is None else buffer.size)}
@@ -177,7 +177,15 @@ def save_run(run: Run) -> None:
                 "online" if run.env else "offline", run.counters.online_done if run.env else run.counters.offline_done
             ),
         }
-        save(run.checkpoints, run.counters.gradient_steps, run.state, arrays, meta)
+        save(run.checkpoints, checkpoint_number(run), run.state, arrays, meta)
+
+
+def checkpoint_number(run: Run) -> int:
+    """The number of the run's checkpoint now, strictly increasing: its gradient steps; with a
+    warm-up also its online steps, since the warm-up's episodes take no gradient step (numbering
+    by gradient steps alone would give them the number of the checkpoint before and skip them)."""
+    counters = run.counters
+    return counters.gradient_steps + (counters.online_done if run.config.warmup_steps else 0)
 
 
 def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
@@ -193,6 +201,7 @@ def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
     set_env_rng_states(run.eval_env, meta["eval_env_rng"])
     if meta["env_rng"] is not None:
         start_online(run)
+        assert run.env is not None and run.buffer is not None  # start_online made them
         set_env_rng_states(run.env, meta["env_rng"])
         if int(arrays["size"]):
             run.buffer.add(Transitions(*(np.asarray(arrays[name]) for name in Transitions._fields)))

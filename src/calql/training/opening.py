@@ -1,6 +1,7 @@
 """Opening one seed's run: its task and data, a new agent, the evaluation environment, the run
-directory and log, the learned reference (--reference learned); with --resume, all of it put back
-exactly where the run's newest checkpoint left it."""
+directory and log, the reference value of the bound (--reference, --reference-scale,
+--reference-noise); with --resume, all of it put back exactly where the run's newest checkpoint
+left it."""
 
 import contextlib
 import itertools
@@ -33,10 +34,10 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     """A run ready for its phases: new, or (config.resume) restored from its newest checkpoint.
     Call checkpoint.check_resume_options(config) first when resuming. `update_lanes`: the seeds
     of a new run's vmapped update (--seeds); a resumed run keeps the number it started with."""
-    timers = defaultdict(float)
+    timers: defaultdict[str, float] = defaultdict(float)
     task = bind(get_task(config.task), config.dataset, config.filter_dataset)
     with Timer(timers, "dataset"):
-        offline = load_offline_data(task, config)
+        offline, ends = load_offline_data(task, config)
     agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))
     state = create_agent(
         agent_key,
@@ -57,8 +58,8 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
             update_lanes = read_update_lanes(run_dir)
         log = RunLog(run_dir, config, meta.get("log_lines"), meta.get("log_step"), update_lanes)
     calibration_batch = gather(offline, calibration_rows)  # keeps the true MC returns for the diagnostic
-    if config.reference == "learned" and config.algo == "calql":
-        offline = reference.with_learned_reference(offline, config, calibration_rows, log, timers)
+    if config.algo == "calql":  # CQL has no bound to refer to
+        offline = reference.with_chosen_reference(offline, ends, config, calibration_rows, log, timers)
     run = Run(
         config,
         task,

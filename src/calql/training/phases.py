@@ -2,7 +2,8 @@
 
 offline: gradient steps in chunks; after each, record, evaluate when due, checkpoint when due.
 online:  evaluate at step 0; then rounds of: collect an episode, take len(episode) * UTD
-         gradient steps on mixed batches, record, evaluate when due, checkpoint when due.
+         gradient steps on mixed batches (none for the episodes of the warm-up), record, evaluate
+         when due, checkpoint when due.
 
 population.py runs the same steps for several seeds in lockstep with one vmapped update.
 """
@@ -55,7 +56,7 @@ def online_phase(run: Run) -> None:
     while counters.online_done < cfg.online_steps:
         before = counters.online_done
         length, success = collect_episode(run)
-        metrics = gradient_steps(run, length * cfg.utd)
+        metrics = gradient_steps(run, online_updates(cfg, before, length))
         end_episode(run, before, length, success, metrics)
         progress.update(counters.online_done, metrics)
     progress.close()
@@ -68,7 +69,7 @@ def gradient_steps(run: Run, count: int) -> dict[str, float]:
     """`count` gradient steps in scanned calls of updates_per_call (the last one padded with
     inactive steps, so one compiled shape serves any count); their mean metrics."""
     size = run.config.updates_per_call
-    total = defaultdict(float)
+    total: defaultdict[str, float] = defaultdict(float)
     for start in range(0, count, size):
         active = np.arange(size) < count - start
         with Timer(run.timers, "sample"):
@@ -149,6 +150,13 @@ def evaluate_at_start(run: Run) -> None:
         evaluate_online(run)
 
 
+def online_updates(config: TrainConfig, before: int, length: int) -> int:
+    """Gradient steps after an episode of `length` steps that began at online step `before`:
+    len * UTD, none while the warm-up lasts (WSRL: every episode that begins before
+    --warmup-steps is the frozen pre-trained policy's; docs/algorithm.md section 5.7)."""
+    return 0 if before < config.warmup_steps else length * config.utd
+
+
 def collect_episode(run: Run) -> tuple[int, bool]:
     """One episode of the stochastic policy into the online buffer, with its G: (length, success)."""
 
@@ -156,8 +164,10 @@ def collect_episode(run: Run) -> tuple[int, bool]:
         action, run.act_key = sample_action(run.state.actor, observation, run.act_key)
         return np.asarray(action)
 
+    env, buffer = run.env, run.buffer
+    assert env is not None and buffer is not None  # begin_online_phase made them
     with Timer(run.timers, "environment"):
-        episode = run_episode(run.env, explore)
+        episode = run_episode(env, explore)
     task = run.task
     rewards = transform_rewards(episode.rewards, task.reward_scale, task.reward_bias)
     transitions = episode_transitions(
@@ -168,7 +178,7 @@ def collect_episode(run: Run) -> tuple[int, bool]:
         episode.terminated,
         task.return_rule(run.config.agent.discount),
     )
-    run.buffer.add(transitions)
+    buffer.add(transitions)
     run.counters.online_successes.append(episode.success)
     run.counters.online_done += transitions.size
     return transitions.size, episode.success

@@ -3,8 +3,9 @@ with one compiled, vmapped update per call for all seeds. Each seed keeps its ow
 environments, online buffer, log and checkpoints; only the update call is shared.
 
 Offline, every seed takes the same chunks. Online, each unfinished seed collects an episode per
-round, then all update together; a seed with fewer steps to take (or none: it has finished)
-pads its part of the call with inactive steps, so the compiled shape never changes.
+round, then all update together; a seed with fewer steps to take (or none: it has finished, or
+is still in its warm-up) pads its part of the call with inactive steps, so the compiled shape
+never changes.
 """
 
 from collections import defaultdict
@@ -57,7 +58,8 @@ def online_phase(runs: list[Run]) -> None:
             phases.collect_episode(run) if before < cfg.online_steps else (0, False)
             for run, before in zip(runs, befores)
         ]
-        all_metrics = gradient_steps(runs, [length * cfg.utd for length, _ in episodes])
+        updates = [phases.online_updates(cfg, before, length) for before, (length, _) in zip(befores, episodes)]
+        all_metrics = gradient_steps(runs, updates)
         for run, before, (length, success), metrics in zip(runs, befores, episodes, all_metrics):
             if length:
                 phases.end_episode(run, before, length, success, metrics)
@@ -69,7 +71,7 @@ def gradient_steps(runs: list[Run], counts: list[int]) -> list[dict[str, float]]
     """counts[i] gradient steps for runs[i] in shared vmapped calls; each run's mean metrics.
     The calls' time is counted in the first run's timers."""
     size = runs[0].config.updates_per_call
-    totals = [defaultdict(float) for _ in runs]
+    totals: list[defaultdict[str, float]] = [defaultdict(float) for _ in runs]
     for start in range(0, max(counts), size):
         actives = [np.arange(size) < count - start for count in counts]
         with Timer(runs[0].timers, "sample"):

@@ -8,16 +8,18 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import gymnasium as gym
 import jax
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 from rich.console import Console
 
 from calql.agent.state import AgentState
 from calql.config import TrainConfig
 from calql.data.replay import OnlineBuffer, offline_transitions
-from calql.data.returns import transform_rewards
+from calql.data.returns import trajectory_ends, transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task
 from calql.rundir import SUMMARY_FILE
@@ -100,11 +102,13 @@ class Timer:
         self.timers[self.name] += time.perf_counter() - self.start
 
 
-def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
-    """The task's dataset with the reward transform applied first, then MC returns."""
+def load_offline_data(task: Task, config: TrainConfig) -> tuple[Transitions, np.ndarray]:
+    """The task's dataset with the reward transform applied first, then MC returns; and the (N,)
+    trajectory ends the returns were computed with (--reference best ranks trajectories)."""
     raw = task.load_dataset(config.dataset_size, config.dataset_seed)
     rewards = transform_rewards(raw["rewards"], task.reward_scale, task.reward_bias)
-    return offline_transitions(
+    ends = trajectory_ends(raw["terminals"], raw["timeouts"], raw["observations"], raw["next_observations"])
+    offline = offline_transitions(
         raw["observations"],
         raw["actions"],
         rewards,
@@ -112,7 +116,9 @@ def load_offline_data(task: Task, config: TrainConfig) -> Transitions:
         raw["terminals"],
         raw["timeouts"],
         task.return_rule(config.agent.discount),
+        ends,
     )
+    return offline, ends
 
 
 def start_online(run: Run) -> None:
@@ -120,9 +126,10 @@ def start_online(run: Run) -> None:
     cfg = run.config
     if not cfg.calibrate_online:
         run.state = run.state.replace(calibrate=False)
-    run.env = run.task.make_env(cfg.seed)
-    run.env.reset(seed=cfg.seed)
-    capacity = cfg.online_steps + run.env.spec.max_episode_steps
+    run.env = env = run.task.make_env(cfg.seed)
+    env.reset(seed=cfg.seed)
+    # Every task's environment has a time limit, so the last episode always fits.
+    capacity = cfg.online_steps + cast(int, cast(EnvSpec, env.spec).max_episode_steps)
     run.buffer = OnlineBuffer(capacity, run.offline.observations.shape[1], run.offline.actions.shape[1])
 
 
@@ -139,8 +146,8 @@ def finish(run: Run) -> RunResult:
     regret = 1.0 - float(np.mean(counters.online_successes)) if counters.online_successes else None
     result = RunResult(
         str(run.log.path),
-        counters.offline_result,
-        final,
+        cast(dict, counters.offline_result),  # the offline phase always leaves one (end_offline_phase)
+        cast(dict, final),
         regret,
         run.wall_time(),
         dict(run.timers),
