@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from calql.errors import CalqlError
+from calql.methods import METHODS
 
 REPORT_FOLDER = "report"
 
@@ -63,9 +64,7 @@ def build_parser(prog: str = "calql sweep", with_spec: bool = True) -> argparse.
             help="sweep specification (TOML: tasks, methods, seeds, [options]); if given, it comes first",
         )
     parser.add_argument("--tasks", nargs="+", help="tasks (override the specification's)")
-    parser.add_argument(
-        "--methods", nargs="+", help="methods: calql, calql-learned, cql (override the specification's)"
-    )
+    parser.add_argument("--methods", nargs="+", help=f"methods: {', '.join(METHODS)} (override the specification's)")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (override the specification's)")
     parser.add_argument("--out", help="sweep folder (default: runs/sweeps/<spec file name>, or a dated one)")
     parser.add_argument(

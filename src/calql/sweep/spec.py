@@ -2,7 +2,7 @@
 
     # sweep.toml
     tasks = ["pointmaze-umaze"]
-    methods = ["calql", "cql"]          # also "calql-learned" (Cal-QL with --reference learned)
+    methods = ["calql", "cql"]          # any name in calql.methods.METHODS (calql-learned, calql-best, calql-wsrl, ...)
     seeds = [0, 1, 2]
 
     [options]                           # any `calql train` option, without the leading --
