@@ -175,6 +175,34 @@ _ADROIT_AGENT = AgentConfig(
     cql_alpha=1.0,
     cql_lagrange=False,
 )
+# The diverse built-in mazes: AntMaze's column with networks and budgets small enough to run
+# end to end on 2 CPU cores in a few minutes, and a fixed CQL weight (as the authors' Adroit
+# and kitchen): with 2-D actions the gap cannot come down to AntMaze's Lagrange target 0.8
+# (it levels off near 2.4 even at alpha' = 1e6), so alpha' would double every ~2k steps
+# without bound (probe in docs/algorithm.md section 5).
+_POINTMAZE = _preset(
+    AgentConfig(critic_hidden_dims=(64, 64), policy_hidden_dims=(64, 64), cql_alpha=5.0, cql_lagrange=False),
+    offline_steps=10_000,
+    online_steps=20_000,
+    mixing_ratio=0.5,
+    dataset_size=200_000,
+    eval_every=2_000,
+    offline_eval_every=2_000,
+    eval_episodes=20,
+)
+# The narrow-data mazes (and the default task, pointmaze-umaze-narrow): the headline
+# experiment's settings (experiments/umaze-narrow.toml, docs/results.md). alpha 50, because at
+# alpha 5 CQL's critic stays above the behaviour's Monte-Carlo value on this data, so there is
+# no over-pessimism for Cal-QL to correct; tau 0.05, because the goal's reward has to travel
+# ~100 backups; 10k online steps with dense evaluations where the dip would be.
+_POINTMAZE_NARROW = dataclasses.replace(
+    _POINTMAZE,
+    agent=dataclasses.replace(_POINTMAZE.agent, cql_alpha=50.0, tau=0.05),
+    online_steps=10_000,
+    eval_every=1_000,
+    start_evals=10,
+    reference_steps=10_000,
+)
 PRESETS: dict[str, TrainConfig] = {
     "antmaze": _preset(
         AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
@@ -228,49 +256,8 @@ PRESETS: dict[str, TrainConfig] = {
         mixing_ratio=0.5,
         dataset_size=100_000,
     ),
-    # The built-in task: AntMaze's column with networks and budgets small enough to run
-    # end to end on 2 CPU cores in a few minutes, and a fixed CQL weight (as the authors' Adroit
-    # and kitchen): with 2-D actions the gap cannot come down to AntMaze's Lagrange target 0.8
-    # (it levels off near 2.4 even at alpha' = 1e6), so alpha' would double every ~2k steps
-    # without bound (probe in docs/algorithm.md section 5).
-    "pointmaze": _preset(
-        AgentConfig(
-            critic_hidden_dims=(64, 64),
-            policy_hidden_dims=(64, 64),
-            cql_alpha=5.0,
-            cql_lagrange=False,
-        ),
-        offline_steps=10_000,
-        online_steps=20_000,
-        mixing_ratio=0.5,
-        dataset_size=200_000,
-        eval_every=2_000,
-        offline_eval_every=2_000,
-        eval_episodes=20,
-    ),
-    # The narrow-data mazes (and the default task, pointmaze-umaze-narrow): the headline
-    # experiment's settings (experiments/umaze-narrow.toml, docs/results.md). alpha 50, because at
-    # alpha 5 CQL's critic stays above the behaviour's Monte-Carlo value on this data, so there is
-    # no over-pessimism for Cal-QL to correct; tau 0.05, because the goal's reward has to travel
-    # ~100 backups; 10k online steps with dense evaluations where the dip would be.
-    "pointmaze-narrow": _preset(
-        AgentConfig(
-            critic_hidden_dims=(64, 64),
-            policy_hidden_dims=(64, 64),
-            cql_alpha=50.0,
-            cql_lagrange=False,
-            tau=0.05,
-        ),
-        offline_steps=10_000,
-        online_steps=10_000,
-        mixing_ratio=0.5,
-        dataset_size=200_000,
-        eval_every=1_000,
-        offline_eval_every=2_000,
-        eval_episodes=20,
-        start_evals=10,
-        reference_steps=10_000,
-    ),
+    "pointmaze": _POINTMAZE,
+    "pointmaze-narrow": _POINTMAZE_NARROW,
 }
 
 
