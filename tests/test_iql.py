@@ -263,9 +263,9 @@ def test_an_unknown_algorithm_lists_iql(capsys):
 def test_iql_options_do_not_block_the_resume_of_other_algorithms():
     """A run directory from before IQL holds the default IQL options; a preset may set others."""
     old, preset = TrainConfig(), TrainConfig(agent=AgentConfig(iql_temperature=10.0))
-    assert differences(old, preset, ignore=unread_options(preset)) == []
+    assert differences(old, preset, ignore=unread_options(preset.algo)) == []
     iql = dataclasses.replace(preset, algo="iql")
-    assert differences(dataclasses.replace(old, algo="iql"), iql, ignore=unread_options(iql)) == [
+    assert differences(dataclasses.replace(old, algo="iql"), iql, ignore=unread_options(iql.algo)) == [
         "agent.iql_temperature: 1.0 -> 10.0"
     ]
 
@@ -340,3 +340,19 @@ def test_several_iql_seeds_train_in_one_process(tmp_path):
         assert isinstance(agent, IQLAgentState)
         finals.append(np.asarray(jax.tree.leaves(agent.value.params)[0]))
     assert not np.array_equal(*finals)
+
+
+def test_reports_do_not_flag_iql_options_between_iql_and_older_runs():
+    from calql.reporting.report import _differing_settings
+    from calql.reporting.runs import RunData
+
+    new = dataclasses.asdict(TrainConfig(algo="iql"))
+    old = dataclasses.asdict(TrainConfig())
+    for name in ("iql_expectile", "iql_temperature"):  # a Cal-QL run directory from before IQL existed
+        del old["agent"][name]
+    runs = [RunData(Path(algo), config, [], None) for algo, config in (("iql", new), ("calql", old))]
+    assert _differing_settings(runs) == {}
+    other = dataclasses.asdict(TrainConfig(algo="iql", agent=AgentConfig(iql_temperature=3.0)))
+    assert _differing_settings([*runs, RunData(Path("other"), other, [], None)]) == {
+        "agent.iql_temperature": ["1.0", "3.0"]
+    }

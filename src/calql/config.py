@@ -522,10 +522,11 @@ IQL_OPTIONS = ("agent.iql_expectile", "agent.iql_temperature")
 """The options only --algo iql reads, as `differences` names them."""
 
 
-def unread_options(config: TrainConfig) -> tuple[str, ...]:
-    """The options `config.algo` never reads, in which a resume may differ: IQL's for Cal-QL and CQL
-    (a run directory from before IQL existed holds their defaults, where a preset may set others)."""
-    return () if config.algo == "iql" else IQL_OPTIONS
+def unread_options(algo: str) -> tuple[str, ...]:
+    """The options `--algo ALGO` never reads, in which a resume may differ and reports need not flag
+    differences: IQL's for Cal-QL and CQL (a run directory from before IQL existed has none, and a
+    preset may set other values than the defaults)."""
+    return () if algo == "iql" else IQL_OPTIONS
 
 
 def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
