@@ -109,8 +109,8 @@ class TrainConfig:
     'learned' = a value network fitted to the behaviour policy's value by TD(0) on the dataset
     before pre-training (paper section 7.3); 'best' = a value network fitted to the Monte-Carlo
     returns of the best trajectories only (--reference-top-fraction), predicted for every row: a
-    better-than-behaviour reference. Online episodes always use their exact returns; --algo cql has
-    no bound and ignores it."""
+    better-than-behaviour reference. Online episodes always use their exact returns; --algo cql and
+    --algo iql have no bound and ignore it."""
     reference_steps: int = 50_000
     """Gradient steps of the learned (or best) reference's fit (critic widths and learning rate, batch size)."""
     reference_top_fraction: float = 0.2
