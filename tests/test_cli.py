@@ -78,11 +78,11 @@ def test_bad_options_get_one_line_errors(args, expected, capsys):
 
 def test_unknown_algorithm_names_the_option_and_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--algo", "iql"])
+        main(["train", "--algo", "sac"])  # (iql was the example before IQL was added)
     assert exit_info.value.code == 2
     out = capsys.readouterr()
     text = " ".join((out.err + out.out).split())
-    assert "--algo" in text and "calql" in text and "cql" in text and "Traceback" not in text
+    assert "--algo" in text and "calql" in text and "cql" in text and "iql" in text and "Traceback" not in text
 
 
 def test_unknown_command(capsys):

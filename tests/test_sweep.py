@@ -128,7 +128,7 @@ def test_a_killed_worker_resumes_its_trial_and_the_sweep_completes(tmp_path):
         ),
         ('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = "0, 1"\n', r"field 'seeds' must be a list of ints"),
         ('tasks = ["pointmaze-umaze"]\nmethods = []\nseeds = [0]\n', r"field 'methods' is empty"),
-        ('tasks = ["pointmaze-umaze"]\nmethods = ["iql"]\nseeds = [0]\n', r"methods\[0\] = 'iql'"),
+        ('tasks = ["pointmaze-umaze"]\nmethods = ["sac"]\nseeds = [0]\n', r"methods\[0\] = 'sac'"),
         ('tasks = ["pointmaze-umaze"]\nmethods = ["calql"]\nseeds = [0]\nalgos = ["cql"]\n', r"unknown field 'algos'"),
         ('tasks = ["pointmaze-umaze"\nmethods = ["calql"]\n', r"not valid TOML: .*line 2"),
     ],

@@ -14,12 +14,14 @@ from typing import Literal
 
 from calql.errors import CalqlError
 
-Algo = Literal["calql", "cql"]
+Algo = Literal["calql", "cql", "iql"]
+ALGOS: tuple[Algo, ...] = typing.get_args(Algo)
+"""The learners `--algo` chooses (docs/algorithm.md sections 1 and 2.9)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
-    """Networks, losses and optimisers of Cal-QL / CQL."""
+    """Networks, losses and optimisers of Cal-QL / CQL (and IQL, docs/algorithm.md section 2.9)."""
 
     critic_hidden_dims: tuple[int, ...] = (256, 256, 256, 256)
     """Hidden layer widths of each critic (Q) network."""
@@ -61,6 +63,15 @@ class AgentConfig:
     """Upper clip of the per-sample CQL gap (default: no clip)."""
     init_log_temperature: float = 0.0
     """Initial log of the SAC entropy temperature."""
+    iql_expectile: float = 0.9
+    """--algo iql: expectile tau of V(s)'s regression on min_j Q'_j(s, a) at dataset actions, in (0, 1);
+    0.5 is the mean (SARSA), near 1 the maximum over the data's actions (AntMaze's 0.9 by default;
+    per-domain values in docs/algorithm.md section 2.9)."""
+    iql_temperature: float = 1.0
+    """--algo iql: inverse temperature beta of advantage-weighted regression, weights
+    exp(beta (Q - V)) clipped at 100; 0 is behaviour cloning. In calql's reward units: the IQL
+    authors' AntMaze beta 10 on rewards r - 1 is 1.0 here, where AntMaze rewards are 10 r - 5
+    (docs/algorithm.md section 2.9)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +81,8 @@ class TrainConfig:
     task: str = "pointmaze-umaze-narrow"
     """Task name (see `calql train --help` for the list)."""
     algo: Algo = "calql"
-    """calql: with the calibration step; cql: the same learner without it."""
+    """calql: with the calibration step; cql: the same learner without it; iql: implicit Q-learning
+    (Kostrikov et al. 2021: expectile value, advantage-weighted policy), through the same loop."""
     seed: int = 0
     """Seed of the agent: networks, sampling, exploration, environments."""
     seeds: tuple[int, ...] = ()
@@ -97,8 +109,8 @@ class TrainConfig:
     'learned' = a value network fitted to the behaviour policy's value by TD(0) on the dataset
     before pre-training (paper section 7.3); 'best' = a value network fitted to the Monte-Carlo
     returns of the best trajectories only (--reference-top-fraction), predicted for every row: a
-    better-than-behaviour reference. Online episodes always use their exact returns; --algo cql has
-    no bound and ignores it."""
+    better-than-behaviour reference. Online episodes always use their exact returns; --algo cql and
+    --algo iql have no bound and ignore it."""
     reference_steps: int = 50_000
     """Gradient steps of the learned (or best) reference's fit (critic widths and learning rate, batch size)."""
     reference_top_fraction: float = 0.2
@@ -169,11 +181,16 @@ def _preset(agent: AgentConfig, **train) -> TrainConfig:
 
 
 # docs/algorithm.md section 6 (authors' run scripts). Reward transforms belong to the task.
+# IQL's expectile and inverse temperature: the Cal-QL authors' IQL runs (docs/algorithm.md section
+# 2.9), beta divided by the task's reward scale so that beta * advantage is theirs. AntMaze and the
+# mazes keep the AgentConfig defaults.
 _ADROIT_AGENT = AgentConfig(
     critic_hidden_dims=(512, 512, 512),
     policy_hidden_dims=(512, 512),
     cql_alpha=1.0,
     cql_lagrange=False,
+    iql_expectile=0.8,
+    iql_temperature=0.3,
 )
 # The diverse built-in mazes: AntMaze's column with networks and budgets small enough to run
 # end to end on 2 CPU cores in a few minutes, and a fixed CQL weight (as the authors' Adroit
@@ -239,6 +256,8 @@ PRESETS: dict[str, TrainConfig] = {
             cql_alpha=5.0,
             cql_lagrange=False,
             cql_importance_sample=False,
+            iql_expectile=0.7,
+            iql_temperature=0.5,
         ),
         offline_steps=500_000,
         online_steps=1_500_000,
@@ -250,7 +269,7 @@ PRESETS: dict[str, TrainConfig] = {
     # OGBench manipulation with locally generated oracle data (~250 steps/s to generate here, so
     # a smaller default dataset); otherwise AntMaze's sparse-reward settings.
     "manipulation": _preset(
-        AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
+        AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8, iql_temperature=10.0),
         offline_steps=1_000_000,
         online_steps=1_000_000,
         mixing_ratio=0.5,
@@ -376,7 +395,7 @@ def _check(condition: bool, message: str) -> None:
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Reject values that cannot run, with a one-line message naming the option."""
-    _check(config.algo in ("calql", "cql"), f"--algo: unknown algorithm {config.algo!r}; accepted: calql, cql")
+    _check(config.algo in ALGOS, f"--algo: unknown algorithm {config.algo!r}; accepted: {', '.join(ALGOS)}")
     for name in ("offline_steps", "online_steps"):
         value = getattr(config, name)
         _check(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
@@ -466,6 +485,11 @@ def _validate_agent(agent: AgentConfig) -> None:
         math.isfinite(agent.init_log_temperature),
         f"--agent.init-log-temperature must be finite, got {agent.init_log_temperature}",
     )
+    _check(0.0 < agent.iql_expectile < 1.0, f"--agent.iql-expectile must be in (0, 1), got {agent.iql_expectile}")
+    _check(
+        math.isfinite(agent.iql_temperature) and agent.iql_temperature >= 0.0,
+        f"--agent.iql-temperature must be >= 0 and finite, got {agent.iql_temperature}",
+    )
 
 
 def _option(name: str) -> str:
@@ -479,6 +503,17 @@ def _tuples(values: dict) -> dict:
 def config_from_dict(values: dict) -> TrainConfig:
     """A TrainConfig from its JSON form (lists back to tuples, nested agent config)."""
     return TrainConfig(**{**_tuples(values), "agent": AgentConfig(**_tuples(values["agent"]))})
+
+
+IQL_OPTIONS = ("agent.iql_expectile", "agent.iql_temperature")
+"""The options only --algo iql reads, as `differences` names them."""
+
+
+def unread_options(algo: str) -> tuple[str, ...]:
+    """The options `--algo ALGO` never reads, in which a resume may differ and reports need not flag
+    differences: IQL's for Cal-QL and CQL (a run directory from before IQL existed has none, and a
+    preset may set other values than the defaults)."""
+    return () if algo == "iql" else IQL_OPTIONS
 
 
 def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from calql.agent.acting import deterministic_action, sample_action
-from calql.agent.state import AgentState, create_agent
+from calql.agent.state import AgentState, new_agent
 from calql.config import TrainConfig, config_from_dict
 from calql.envs.binding import bind
 from calql.envs.common import env_stack, flat_width
@@ -89,12 +89,12 @@ def load_policy(path: str | Path) -> Policy:
     config = config_from_dict(read_config(run_dir))
     task = bind(get_task(config.task), config.dataset, config.filter_dataset)
     probe = task.make_env(config.seed)
-    template = create_agent(
+    template = new_agent(
+        config.algo,
         jax.random.PRNGKey(0),
         flat_width(probe.observation_space),
         flat_width(probe.action_space),
         config.agent,
-        calibrate=config.algo == "calql",
     )
     probe.close()
     mgr = checkpoint.manager(run_dir, config.keep_checkpoints)

@@ -1,5 +1,5 @@
 """The methods that sweeps, comparisons and reports name: one place for "calql", "calql-learned",
-"calql-best", "cql" and the no-retention "calql-wsrl" and "cql-wsrl", what each sets in a
+"calql-best", "cql", the no-retention "calql-wsrl" and "cql-wsrl", and "iql", what each sets in a
 TrainConfig, and how reports label it."""
 
 import dataclasses
@@ -18,7 +18,7 @@ class Method:
     algo: str
     """TrainConfig.algo."""
     reference: str | None
-    """TrainConfig.reference it sets; None leaves the option as it is (CQL has no bound to refer to)."""
+    """TrainConfig.reference it sets; None leaves the option as it is (CQL and IQL have no bound to refer to)."""
     label: str
     """The name reports, tables and figures show."""
     warmup_steps: int | None = None
@@ -42,6 +42,7 @@ METHODS: dict[str, Method] = {
         Method("cql", "cql", None, "CQL"),
         Method("calql-wsrl", "calql", None, "Cal-QL (no retention, warm-up)", WSRL_WARMUP_STEPS),
         Method("cql-wsrl", "cql", None, "CQL (no retention, warm-up)", WSRL_WARMUP_STEPS),
+        Method("iql", "iql", None, "IQL"),
     )
 }
 """Method name -> Method, in the order reports list them."""

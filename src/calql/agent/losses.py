@@ -1,4 +1,4 @@
-"""Pure loss functions of Cal-QL / CQL / SAC, one per equation of docs/algorithm.md section 2.
+"""Pure loss functions of Cal-QL / CQL / SAC and IQL, one per equation of docs/algorithm.md section 2.
 
 Shape names: E critics, B batch, K sampled actions per state, A action dimension.
 """
@@ -106,3 +106,32 @@ def actor_loss(log_pi: jax.Array, q_new: jax.Array, temperature: jax.Array) -> j
 def temperature_loss(log_temperature: jax.Array, log_pi: jax.Array, target_entropy: float) -> jax.Array:
     """Entropy-temperature loss -log alpha * mean(log pi + H*), log_pi without gradient."""
     return -log_temperature * jnp.mean(jax.lax.stop_gradient(log_pi) + target_entropy)
+
+
+# IQL (Kostrikov, Nair, Levine 2021, arXiv:2110.06169), docs/algorithm.md section 2.9.
+
+AWR_MAX_WEIGHT = 100.0
+"""Upper clip of the advantage weights (the IQL authors' `exp_a` clip)."""
+
+
+def expectile_loss(difference: jax.Array, expectile: float) -> jax.Array:
+    """IQL eq. (5): mean over the batch of |tau - 1(u < 0)| u^2 with u = Q(s, a) - V(s), (B,) -> ().
+    tau > 0.5 weighs values above V more, so V tends to an upper expectile of Q over the data's actions."""
+    weight = jnp.where(difference > 0, expectile, 1.0 - expectile)
+    return jnp.mean(weight * difference**2)
+
+
+def value_backup(rewards: jax.Array, dones: jax.Array, next_value: jax.Array, discount: float) -> jax.Array:
+    """IQL eq. (6)'s target r + gamma (1 - d) V(s'), without gradient; all (B,)."""
+    return jax.lax.stop_gradient(rewards + discount * (1.0 - dones) * next_value)
+
+
+def awr_weights(q_data: jax.Array, value: jax.Array, temperature: float) -> jax.Array:
+    """IQL eq. (7)'s weights exp(beta (Q(s, a) - V(s))), clipped at AWR_MAX_WEIGHT, without gradient; (B,)."""
+    weights = jnp.minimum(jnp.exp(temperature * (q_data - value)), AWR_MAX_WEIGHT)
+    return jax.lax.stop_gradient(weights)
+
+
+def awr_loss(weights: jax.Array, log_pi_data: jax.Array) -> jax.Array:
+    """Advantage-weighted regression: -mean(w log pi(a|s)) on dataset actions; (B,) -> ()."""
+    return -jnp.mean(weights * log_pi_data)

@@ -1,4 +1,4 @@
-"""Networks: ReLU MLPs with orthogonal init, a critic ensemble, a tanh-Gaussian policy.
+"""Networks: ReLU MLPs with orthogonal init, a critic ensemble, a state-value network, a tanh-Gaussian policy.
 
 docs/algorithm.md section 3: orthogonal init with gain sqrt(2) on hidden layers and 1e-2 on
 the output layer, zero biases, optional LayerNorm; log_std = m * raw + o with two learnable
@@ -72,6 +72,19 @@ class CriticEnsemble(nn.Module):
         return ensemble(self.hidden_dims, self.layer_norm, self.orthogonal_init)(obs, actions)
 
 
+class ValueNetwork(nn.Module):
+    """V(s): obs (..., O) -> (...), the critics' MLP without the action input (the learned
+    reference's value, and IQL's)."""
+
+    hidden_dims: tuple[int, ...]
+    layer_norm: bool = False
+    orthogonal_init: bool = True
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden_dims, 1, self.layer_norm, self.orthogonal_init)(obs)[..., 0]
+
+
 class TanhGaussianPolicy(nn.Module):
     """pi(a|s): returns the Gaussian's mean and log_std before the tanh squashing.
 
@@ -104,6 +117,11 @@ def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, pre_tanh: jax.Ar
     gaussian = -0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
     log_det = 2.0 * (jnp.log(2.0) - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))
     return jnp.sum(gaussian - log_det, axis=-1)
+
+
+def action_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -> jax.Array:
+    """log pi(a|s) of given actions in (-1, 1) (dataset actions): u = atanh(a). (..., A) -> (...)."""
+    return tanh_gaussian_log_prob(mean, log_std, jnp.arctanh(actions))
 
 
 def sample_tanh_gaussian(

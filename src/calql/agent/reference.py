@@ -14,30 +14,17 @@ rows (`fit_to_returns`): --reference best fits it on the best trajectories' rows
 import functools
 from typing import Any
 
-import flax.linen as nn
 import flax.struct as struct
 import jax
 import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from calql.agent.networks import MLP
+from calql.agent.networks import ValueNetwork
 from calql.agent.state import adam
 from calql.data.transitions import Transitions
 
 Metrics = dict[str, jax.Array]
-
-
-class ValueNetwork(nn.Module):
-    """V(s): obs (..., O) -> (...), the critics' MLP without the action input."""
-
-    hidden_dims: tuple[int, ...]
-    layer_norm: bool = False
-    orthogonal_init: bool = True
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_dims, 1, self.layer_norm, self.orthogonal_init)(obs)[..., 0]
 
 
 class ReferenceState(struct.PyTreeNode):

@@ -1,5 +1,6 @@
 """The agent: one pytree holding every network, optimiser state, target and RNG."""
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -9,8 +10,8 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-from calql.agent.networks import CriticEnsemble, TanhGaussianPolicy
-from calql.config import AgentConfig
+from calql.agent.networks import CriticEnsemble, TanhGaussianPolicy, ValueNetwork
+from calql.config import AgentConfig, Algo
 
 # docs/algorithm.md section 2: log alpha' starts at 1.0, so alpha' starts at e.
 INIT_LOG_LAGRANGE = 1.0
@@ -37,6 +38,14 @@ class AgentState(struct.PyTreeNode):
     def target_entropy(self) -> float:
         """SAC's heuristic H* = -A."""
         return -float(self.action_dim)
+
+
+class IQLAgentState(AgentState):
+    """An IQL agent (docs/algorithm.md section 2.9): AgentState plus the state-value network V(s)
+    and its Adam. A subclass, so that Cal-QL and CQL keep the pytree, and so the checkpoints, they
+    had before IQL existed. IQL leaves the entropy temperature and the Lagrange multiplier as created."""
+
+    value: TrainState
 
 
 @functools.cache
@@ -83,3 +92,22 @@ def create_agent(
         config=config,
         calibrate=calibrate,
     )
+
+
+def create_iql_agent(key: jax.Array, obs_dim: int, action_dim: int, config: AgentConfig) -> IQLAgentState:
+    """`create_agent`'s networks plus IQL's V(s) (critic widths, critic learning rate, as the IQL
+    authors' value network), its key split from the agent's RNG."""
+    agent = create_agent(key, obs_dim, action_dim, config, calibrate=False)
+    rng, value_key = jax.random.split(agent.rng)
+    network = _cached(ValueNetwork, config.critic_hidden_dims, config.layer_norm, config.orthogonal_init)
+    params = network.init(value_key, jnp.zeros((1, obs_dim), jnp.float32))
+    fields = {field.name: getattr(agent, field.name) for field in dataclasses.fields(agent)}
+    value = TrainState.create(apply_fn=network.apply, params=params, tx=adam(config.critic_lr))
+    return IQLAgentState(**{**fields, "rng": rng}, value=value)
+
+
+def new_agent(algo: Algo, key: jax.Array, obs_dim: int, action_dim: int, config: AgentConfig) -> AgentState:
+    """The fresh agent `--algo` trains (also the template a checkpoint of such a run restores into)."""
+    if algo == "iql":
+        return create_iql_agent(key, obs_dim, action_dim, config)
+    return create_agent(key, obs_dim, action_dim, config, calibrate=algo == "calql")

@@ -1,7 +1,9 @@
 """The Cal-QL / CQL update: one gradient step, and many scanned in one compiled call.
 
 All losses are computed from one parameter snapshot and all modules are updated together
-(authors' order, docs/algorithm.md section 2); targets are soft-updated every step.
+(authors' order, docs/algorithm.md section 2); targets are soft-updated every step. An IQL agent
+(one holding a value network) takes IQL's step instead (`calql.agent.iql`, section 2.9), in the
+same scan.
 """
 
 import jax
@@ -9,8 +11,9 @@ import jax.numpy as jnp
 import optax
 
 from calql.agent import losses
+from calql.agent.iql import iql_update_step
 from calql.agent.networks import sample_tanh_gaussian
-from calql.agent.state import AgentState
+from calql.agent.state import AgentState, IQLAgentState
 from calql.data.transitions import Transitions
 
 Metrics = dict[str, jax.Array]
@@ -94,7 +97,9 @@ def _actor_loss(actor_params, state: AgentState, observations: jax.Array, key: j
 
 
 def update_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metrics]:
-    """One gradient step of every module from the same parameter snapshot."""
+    """One gradient step of every module from the same parameter snapshot (IQL: its own step)."""
+    if isinstance(state, IQLAgentState):  # the pytree's type is part of the compiled function's identity
+        return iql_update_step(state, batch)
     cfg = state.config
     rng, target_key, actor_key, *cql_keys = jax.random.split(state.rng, 6)
     target = _td_target(state, batch, target_key)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calql.config import unread_options
 from calql.methods import COMPARED, label
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
@@ -156,10 +157,16 @@ def _flat(config: dict, prefix: str = "") -> dict[str, str]:
 
 
 def _differing_settings(runs: list[RunData]) -> dict[str, list]:
-    """Settings (other than SETTINGS_IGNORED) whose values are not the same in every run."""
+    """Settings (other than SETTINGS_IGNORED) whose values are not the same in every run that reads
+    them (IQL's options only count in IQL runs: config.unread_options)."""
     flat = [_flat(run.config) for run in runs]
-    keys = sorted({k for settings in flat for k in settings})
-    return {k: sorted({s.get(k, "-") for s in flat}) for k in keys if len({s.get(k, "-") for s in flat}) > 1}
+    unread = [unread_options(run.config.get("algo", "calql")) for run in runs]
+    differing = {}
+    for key in sorted({k for settings in flat for k in settings}):
+        values = {settings.get(key, "-") for settings, skip in zip(flat, unread, strict=True) if key not in skip}
+        if len(values) > 1:
+            differing[key] = sorted(values)
+    return differing
 
 
 def _algo(algo: str) -> str:

@@ -2,7 +2,7 @@
 
     # sweep.toml
     tasks = ["pointmaze-umaze"]
-    methods = ["calql", "cql"]          # any name in calql.methods.METHODS (calql-learned, calql-best, calql-wsrl, ...)
+    methods = ["calql", "cql"]          # any name in calql.methods.METHODS (calql-learned, calql-wsrl, iql, ...)
     seeds = [0, 1, 2]
 
     [options]                           # any `calql train` option, without the leading --

@@ -26,7 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from calql.agent.state import AgentState
-from calql.config import TrainConfig, config_from_dict, differences
+from calql.config import TrainConfig, config_from_dict, differences, unread_options
 from calql.data.transitions import Transitions
 from calql.envs.common import env_stack
 from calql.errors import CalqlError, storage_error
@@ -210,7 +210,7 @@ def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
 def check_resume_options(config: TrainConfig) -> None:
     """Refuse a resume whose options differ from those the run directory (config.json) started with."""
     saved = config_from_dict(read_config(Path(config.resume)))
-    changed = differences(saved, config, ignore=WHERE_IT_RUNS)
+    changed = differences(saved, config, ignore=WHERE_IT_RUNS + unread_options(config.algo))
     if changed:
         raise CheckpointError(
             f"--resume {config.resume}: options differ from the run's ({'; '.join(changed)}); "
@@ -221,7 +221,7 @@ def check_resume_options(config: TrainConfig) -> None:
 def check_fingerprint(meta: dict, config: TrainConfig, folder: Path) -> None:
     """Refuse a checkpoint written with other options than the run's (one copied from another run)."""
     saved = config_from_dict(json.loads(meta["config"]))
-    changed = differences(saved, config, ignore=WHERE_IT_RUNS)
+    changed = differences(saved, config, ignore=WHERE_IT_RUNS + unread_options(config.algo))
     if changed:
         raise CheckpointError(
             f"--resume {config.resume}: checkpoint {folder} was written by a run with other options "

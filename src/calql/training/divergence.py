@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calql.agent.state import AgentState
+from calql.agent.state import AgentState, IQLAgentState
 from calql.errors import CalqlError
 from calql.rundir import CHECKPOINT_FOLDER, OFFLINE
 
-WATCHED = ("critic/td_loss", "critic/loss", "actor/loss")
+WATCHED = ("critic/td_loss", "critic/loss", "actor/loss", "value/loss")
 """The training metrics that turn NaN or infinite when a run diverges."""
 
 
@@ -21,13 +21,15 @@ class TrainingDiverged(CalqlError):
 
 @jax.jit
 def parameters_finite(state: AgentState) -> jax.Array:
-    """Whether every learned parameter (both networks, the target critic, both multipliers) is finite."""
+    """Whether every learned parameter (both networks, the target critic, both multipliers, IQL's
+    value network) is finite."""
     trees = (
         state.actor.params,
         state.critic.params,
         state.target_critic_params,
         state.log_temperature.params,
         state.log_lagrange.params,
+        state.value.params if isinstance(state, IQLAgentState) else None,
     )
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(trees)]))
 

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from rich.console import Console
 
-from calql.agent.state import create_agent
+from calql.agent.state import new_agent
 from calql.config import ConfigError, TrainConfig
 from calql.data.replay import gather
 from calql.envs.binding import bind
@@ -39,13 +39,7 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     with Timer(timers, "dataset"):
         offline, ends = load_offline_data(task, config)
     agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    state = create_agent(
-        agent_key,
-        offline.observations.shape[1],
-        offline.actions.shape[1],
-        config.agent,
-        calibrate=config.algo == "calql",
-    )
+    state = new_agent(config.algo, agent_key, offline.observations.shape[1], offline.actions.shape[1], config.agent)
     calibration_rows = _calibration_rows(config.seed, offline.size)
     eval_env = _eval_env(task, config.seed)
     run_dir = _run_dir(config)

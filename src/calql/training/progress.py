@@ -11,6 +11,8 @@ KEY_METRICS = {
     "critic/cql_gap": "cql_gap",
     "critic/cql_multiplier": "alpha'",  # only with the Lagrange version of CQL
     "critic/bound_rate": "bound_rate",
+    "value/loss": "value_loss",  # only IQL
+    "actor/advantage": "advantage",  # only IQL
     "actor/entropy": "entropy",
 }
 
