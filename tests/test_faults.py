@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import interruptible
 
 from calql.cli import main
 
@@ -31,7 +32,7 @@ def _wait_for_a_checkpoint(folder: Path, timeout: float = 240.0) -> None:
 def test_an_interrupted_run_says_in_one_line_what_is_saved_and_how_to_continue(signum, tmp_path):
     run_dir = tmp_path / "r"
     command = [sys.executable, "-m", "calql.cli", "train", *RUN, "--run-dir", str(tmp_path), "--run-name", "r"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(interruptible(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_a_checkpoint(run_dir / "checkpoints")
         process.send_signal(signum)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import interruptible
 
 import calql
 from calql.commands import sweep
@@ -84,7 +85,7 @@ def test_an_interrupted_sweep_says_in_one_line_what_is_saved_and_how_to_continue
     pytest.importorskip("ray")
     spec, out = _spec(tmp_path, offline=600, online=900), tmp_path / "sweep"
     command = [sys.executable, "-m", "calql.cli", "sweep", str(spec), "--out", str(out)]
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(interruptible(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _has_a_finished_checkpoint(out / "trials" / NAME / "checkpoints"), 240, "a checkpoint")
         driver.send_signal(signum)

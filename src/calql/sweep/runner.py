@@ -123,6 +123,15 @@ def import_ray(environment: dict[str, str]):
     return ray
 
 
+def run_interruptible_trial(trials_dir: str, trial: Trial) -> dict:
+    """run_trial in a Ray worker that a cancel can interrupt. A driver launched in the background
+    (`calql sweep ... &`) starts with SIGINT ignored, and its workers inherit that; Ray's cancel
+    interrupts a task through SIGINT's handler, so without one the trial would run on to its end."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return run_trial(trials_dir, trial)
+
+
 def _interrupt_on_sigterm(signum, frame) -> None:
     """SIGTERM stops a sweep like Ctrl-C, as it stops `calql train` (commands/train.py)."""
     raise KeyboardInterrupt
@@ -254,7 +263,7 @@ def run_sweep(
                 num_gpus=gpus_per_trial,
                 max_retries=max_retries,
                 runtime_env={"env_vars": worker_env(cpus_per_trial)},
-            )(run_trial)
+            )(run_interruptible_trial)
             pending.update({task.remote(str(trials_dir), trial): trial for trial in todo})
             return _collect(ray, pending, Progress(sweep_dir, trials, print_line), trials_dir, skipped)
         except KeyboardInterrupt:
