@@ -561,6 +561,11 @@ def unread_options(algo: str) -> tuple[str, ...]:
     return () if algo == "iql" else IQL_OPTIONS
 
 
+PREDATED_OPTIONS = {"agent.num_min_qs": "0", "agent.target_entropy_scale": "1.0"}
+"""Options added with RLPD, as reports read them (text), at the values that reproduce what run
+directories written before them did (the minimum over all critics, SAC's target entropy -|A|)."""
+
+
 def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
     """'field: a -> b' for every option (agent options as agent.NAME) that differs."""
     found = []
