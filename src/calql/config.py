@@ -287,7 +287,7 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
-RLPD_AGENT = {
+RLPD_AGENT: dict[str, typing.Any] = {
     "num_critics": 10,
     "num_min_qs": 2,
     "layer_norm": True,
@@ -298,7 +298,7 @@ RLPD_AGENT = {
 }
 """RLPD's learner (ikostrikov/rlpd: configs/rlpd_config.py, configs/sac_config.py,
 rlpd/agents/sac/sac_learner.py; docs/algorithm.md section 2.10)."""
-RLPD_TRAIN = {"offline_steps": 0, "mixing_ratio": 0.5, "utd": 20}
+RLPD_TRAIN: dict[str, typing.Any] = {"offline_steps": 0, "mixing_ratio": 0.5, "utd": 20}
 """RLPD's loop: no pre-training, symmetric sampling, update-to-data ratio 20 (the paper's)."""
 
 

@@ -12,10 +12,10 @@ import tyro
 from calql.config import (
     PRESETS,
     AgentConfig,
-    algo_defaults,
     ConfigError,
     OptionError,
     TrainConfig,
+    algo_defaults,
     config_from_dict,
     option_name,
     preset_config,
@@ -52,7 +52,8 @@ def _without_option(args: list[str], option: str) -> list[str]:
 def _train_description() -> str:
     tasks = "\n".join(f"  {name}: {task.description}" for name, task in TASKS.items())
     return (
-        "Pre-train Cal-QL (or CQL with --algo cql, IQL with --algo iql; --algo rlpd: RLPD, online only) on a task's offline dataset, fine-tune it "
+        "Pre-train Cal-QL (or CQL with --algo cql, IQL with --algo iql; --algo rlpd: RLPD, online only) "
+        "on a task's offline dataset, fine-tune it "
         "online, and print success and normalized score after each phase, cumulative regret and wall time.\n\n"
         f"--preset NAME picks the hyperparameter preset ({', '.join(PRESETS)}); by default the task's own. "
         "Every option below overrides the preset.\n\nTasks:\n" + tasks

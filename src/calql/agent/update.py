@@ -12,8 +12,8 @@ import optax
 
 from calql.agent import losses
 from calql.agent.iql import iql_update_step
-from calql.agent.rlpd import rlpd_update_step
 from calql.agent.networks import sample_tanh_gaussian
+from calql.agent.rlpd import rlpd_update_step
 from calql.agent.state import AgentState, IQLAgentState, RLPDAgentState
 from calql.data.transitions import Transitions
 
