@@ -37,7 +37,7 @@ from calql.training import checkpoint
 from calql.training.metrics import read_config
 
 TINY_AGENT = AgentConfig(
-    critic_hidden_dims=(8, 8), policy_hidden_dims=(8, 8), **{**RLPD_AGENT, "num_critics": 4, "num_min_qs": 2}
+    critic_hidden_dims=(8, 8), policy_hidden_dims=(8, 8), **{**RLPD_AGENT, "num_critics": 4, "policy_every": 1}
 )
 OBS, ACT = 3, 2
 
@@ -68,6 +68,8 @@ RUN = [
     "20",
     "--agent.num-critics",
     "4",
+    "--agent.policy-every",
+    "2",
     "--agent.critic-hidden-dims",
     "8",
     "8",
@@ -211,14 +213,15 @@ def test_rlpd_settings_apply_under_the_options_given_everywhere():
     agent = settings.agent
     assert (agent.num_critics, agent.num_min_qs, agent.layer_norm, agent.backup_entropy) == (10, 2, True, True)
     assert (agent.max_target_backup, agent.init_log_temperature, agent.target_entropy_scale) == (False, 0.0, 0.5)
+    assert agent.policy_every == 20
     assert agent.critic_hidden_dims == preset.agent.critic_hidden_dims and agent.critic_lr == preset.agent.critic_lr
     assert calql.config_for("pointmaze-umaze", algo="rlpd") == settings
     assert parse_train_args(["--task", "pointmaze-umaze", "--algo", "rlpd"]) == settings
-    given = parse_train_args(["--task", "pointmaze-umaze", "--algo", "rlpd", "--utd", "5", "--agent.num-critics", "4"])
-    assert (given.utd, given.agent.num_critics, given.offline_steps) == (5, 4, 0)
-    assert calql.config_for("pointmaze-umaze", algo="rlpd", utd=5, agent={"num_critics": 4}) == given
+    given = parse_train_args(["--task", "pointmaze-umaze", "--algo", "rlpd", "--utd", "5", "--agent.policy-every", "5"])
+    assert (given.utd, given.agent.policy_every, given.agent.num_critics, given.offline_steps) == (5, 5, 10, 0)
+    assert calql.config_for("pointmaze-umaze", algo="rlpd", utd=5, agent={"policy_every": 5}) == given
     assert command_line(given) == ["--task", "pointmaze-umaze", "--algo", "rlpd", "--seed", "0", "--utd", "5",
-                                   "--agent.num-critics", "4"]  # fmt: skip
+                                   "--agent.policy-every", "5"]  # fmt: skip
     assert parse_train_args(command_line(given)) == given
     assert calql.config_for("pointmaze-umaze", algo="cql") == dataclasses.replace(preset, algo="cql")
 
@@ -235,12 +238,37 @@ def test_method_rlpd_maps_to_algo_rlpd_and_back():
         ({"num_min_qs": 3}, "--agent.num-min-qs must be in [0, --agent.num-critics = 2], got 3"),
         ({"num_min_qs": -1}, "--agent.num-min-qs must be in [0, --agent.num-critics = 2], got -1"),
         ({"target_entropy_scale": float("nan")}, "--agent.target-entropy-scale must be finite, got nan"),
+        ({"policy_every": 0}, "--agent.policy-every must be >= 1, got 0"),
+        (
+            {"policy_every": 20},
+            "--agent.policy-every 20 with --utd 1: RLPD's policy steps once per environment step, "
+            "after its --utd critic steps; pass --agent.policy-every 1 (1: with every critic step)",
+        ),
     ],
 )
 def test_rlpd_options_are_checked(agent, message):
     with pytest.raises(ConfigError) as error:
         validate(TrainConfig(algo="rlpd", agent=AgentConfig(**agent)))
     assert str(error.value) == message
+
+
+def test_only_rlpd_reads_policy_every_and_a_changed_utd_asks_for_it():
+    with pytest.raises(ConfigError, match=r"^--agent.policy-every 2: only --algo rlpd reads it; leave it at 1$"):
+        validate(TrainConfig(algo="calql", agent=AgentConfig(policy_every=2)))
+    with pytest.raises(ConfigError, match=r"pass --agent.policy-every 5 \(1: with every critic step\)$"):
+        calql.config_for("pointmaze-umaze", algo="rlpd", utd=5)
+
+
+def test_the_policy_and_temperature_step_once_every_policy_every_critic_steps():
+    agent = rlpd_agent(config=dataclasses.replace(TINY_AGENT, policy_every=3))
+    batches = random_batch(5, leading=(3,))
+    same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa: E731
+    two, _ = update(agent, jax.tree.map(lambda x: x[:2], batches), np.ones(2, bool))
+    assert same(two.actor, agent.actor) and same(two.log_temperature, agent.log_temperature)
+    assert not same(two.critic.params, agent.critic.params)
+    three, _ = update(two, jax.tree.map(lambda x: x[2:], batches), np.ones(1, bool))
+    assert not same(three.actor.params, agent.actor.params) and int(three.actor.step) == 1
+    assert not same(three.log_temperature.params, agent.log_temperature.params)
 
 
 def test_a_subset_larger_than_the_ensemble_is_a_one_line_error(capsys):

@@ -66,6 +66,9 @@ class AgentConfig:
     """Upper clip of the per-sample CQL gap (default: no clip)."""
     init_log_temperature: float = 0.0
     """Initial log of the SAC entropy temperature."""
+    policy_every: int = 1
+    """--algo rlpd: the policy and the temperature take one Adam step every this many critic steps
+    (RLPD: once per environment step, after its --utd critic steps, so equal to --utd; 1: every step)."""
     target_entropy_scale: float = 1.0
     """The temperature's target entropy is -scale * |A|: SAC's 1.0 (Cal-QL), RLPD's 0.5. Not read by --algo iql."""
     iql_expectile: float = 0.9
@@ -295,6 +298,7 @@ RLPD_AGENT: dict[str, typing.Any] = {
     "max_target_backup": False,
     "init_log_temperature": 0.0,
     "target_entropy_scale": 0.5,
+    "policy_every": 20,
 }
 """RLPD's learner (ikostrikov/rlpd: configs/rlpd_config.py, configs/sac_config.py,
 rlpd/agents/sac/sac_learner.py; docs/algorithm.md section 2.10)."""
@@ -469,6 +473,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _validate_fine_tuning(config)
     _validate_reference(config)
     _validate_agent(config.agent)
+    _validate_policy_every(config)
     return config
 
 
@@ -480,6 +485,19 @@ def _validate_fine_tuning(config: TrainConfig) -> None:
         f"--warmup-steps {config.warmup_steps} must be below --online-steps {config.online_steps}: the warm-up "
         "is part of the online budget and fine-tuning needs steps after it",
     )
+
+
+def _validate_policy_every(config: TrainConfig) -> None:
+    """RLPD's policy steps once per environment step: --agent.policy-every is --utd (or 1), and RLPD's alone."""
+    every, utd = config.agent.policy_every, config.utd
+    if config.algo != "rlpd":
+        _check(every == 1, f"--agent.policy-every {every}: only --algo rlpd reads it; leave it at 1")
+    else:
+        _check(
+            every in (1, utd),
+            f"--agent.policy-every {every} with --utd {utd}: RLPD's policy steps once per environment step, "
+            f"after its --utd critic steps; pass --agent.policy-every {utd} (1: with every critic step)",
+        )
 
 
 def _validate_reference(config: TrainConfig) -> None:
@@ -514,6 +532,7 @@ def _validate_agent(agent: AgentConfig) -> None:
         0 <= agent.num_min_qs <= agent.num_critics,
         f"--agent.num-min-qs must be in [0, --agent.num-critics = {agent.num_critics}], got {agent.num_min_qs}",
     )
+    _check(agent.policy_every >= 1, f"--agent.policy-every must be >= 1, got {agent.policy_every}")
     _check(
         math.isfinite(agent.target_entropy_scale),
         f"--agent.target-entropy-scale must be finite, got {agent.target_entropy_scale}",
@@ -561,7 +580,7 @@ def unread_options(algo: str) -> tuple[str, ...]:
     return () if algo == "iql" else IQL_OPTIONS
 
 
-PREDATED_OPTIONS = {"agent.num_min_qs": "0", "agent.target_entropy_scale": "1.0"}
+PREDATED_OPTIONS = {"agent.num_min_qs": "0", "agent.policy_every": "1", "agent.target_entropy_scale": "1.0"}
 """Options added with RLPD, as reports read them (text), at the values that reproduce what run
 directories written before them did (the minimum over all critics, SAC's target entropy -|A|)."""
 

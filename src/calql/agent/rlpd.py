@@ -1,8 +1,9 @@
 """RLPD's gradient step (Ball, Smith, Kostrikov, Levine 2023, arXiv:2302.02948; docs/algorithm.md
 section 2.10): SAC with a LayerNorm critic ensemble, a target that takes the minimum over a random
 subset of the target critics and backs up entropy, no CQL term, and an actor that maximises the
-ensemble's mean. As Cal-QL's update, every loss reads one parameter snapshot and all modules step
-together; the targets follow by Polyak averaging.
+ensemble's mean. As Cal-QL's update, every loss reads one parameter snapshot; the critics step every
+time, the policy and the temperature every `policy_every` steps (RLPD: once per environment step);
+the targets follow by Polyak averaging.
 """
 
 import jax
@@ -49,7 +50,8 @@ def _actor_loss(actor_params, state: AgentState, observations: jax.Array, key: j
 
 
 def rlpd_update_step(state: RLPDAgentState, batch: Transitions) -> tuple[RLPDAgentState, Metrics]:
-    """One RLPD step of the critics, the policy and the temperature from one snapshot, then the targets."""
+    """One RLPD step of the critics (and, every --agent.policy-every steps, of the policy and the
+    temperature) from one snapshot, then the targets."""
     cfg = state.config
     rng, target_key, actor_key = jax.random.split(state.rng, 3)
     target = rlpd_target(state, batch, target_key)
@@ -63,11 +65,21 @@ def rlpd_update_step(state: RLPDAgentState, batch: Transitions) -> tuple[RLPDAge
         lambda p: losses.temperature_loss(p["value"], log_pis, state.target_entropy)
     )(state.log_temperature.params)
     critic = state.critic.apply_gradients(grads=critic_grads)
+    # RLPD's policy and temperature step once per environment step, after its UTD critic steps.
+    policy_due = (state.critic.step + 1) % cfg.policy_every == 0
+    actor, log_temperature = jax.lax.cond(
+        policy_due,
+        lambda: (
+            state.actor.apply_gradients(grads=actor_grads),
+            state.log_temperature.apply_gradients(grads=temperature_grad),
+        ),
+        lambda: (state.actor, state.log_temperature),
+    )
     new_state = state.replace(
-        actor=state.actor.apply_gradients(grads=actor_grads),
+        actor=actor,
         critic=critic,
         target_critic_params=optax.incremental_update(critic.params, state.target_critic_params, cfg.tau),
-        log_temperature=state.log_temperature.apply_gradients(grads=temperature_grad),
+        log_temperature=log_temperature,
         rng=rng,
     )
     metrics = {
