@@ -333,3 +333,17 @@ def test_an_interrupted_rlpd_run_resumes_bit_identical(rlpd_run, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert resumed_meta["counters"] == reference_meta["counters"]
     assert (copy / METRICS_FILE).read_text() == (rlpd_run / METRICS_FILE).read_text()
+
+
+def test_reports_do_not_flag_options_that_older_run_directories_predate():
+    from calql.reporting.report import _differing_settings
+    from calql.reporting.runs import RunData
+
+    old = dataclasses.asdict(TrainConfig())
+    for name in ("num_min_qs", "policy_every", "target_entropy_scale"):  # a run directory from before RLPD
+        del old["agent"][name]
+    new = dataclasses.asdict(TrainConfig())
+    runs = [RunData(Path(name), config, [], None) for name, config in (("old", old), ("new", new))]
+    assert _differing_settings(runs) == {}
+    other = dataclasses.asdict(TrainConfig(agent=AgentConfig(num_min_qs=1)))
+    assert _differing_settings([*runs, RunData(Path("other"), other, [], None)]) == {"agent.num_min_qs": ["0", "1"]}
