@@ -71,7 +71,7 @@ def test_a_loaded_policy_acts_within_its_action_space(readme_run):
         ("pointmaze-umaze", {"offline_stepz": 5}, "--offline-stepz = 5: no such option; did you mean --offline-steps?"),
         ("pointmaze-umaze", {"offline_steps": "many"}, "--offline-steps = 'many': expected an integer"),
         ("pointmaze-umaze", {"mixing_ratio": True}, "--mixing-ratio = True: expected a number"),
-        ("pointmaze-umaze", {"algo": "sac"}, "--algo = 'sac': expected one of calql, cql, iql"),
+        ("pointmaze-umaze", {"algo": "sac"}, "--algo = 'sac': expected one of calql, cql, iql, rlpd"),
         (
             "pointmaze-umaze",
             {"agent": {"critic_hidden_dims": [1.5]}},

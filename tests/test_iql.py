@@ -253,7 +253,7 @@ def test_iql_options_are_checked(agent, message):
 
 
 def test_an_unknown_algorithm_lists_iql(capsys):
-    with pytest.raises(ConfigError, match=r"accepted: calql, cql, iql$"):
+    with pytest.raises(ConfigError, match=r"accepted: calql, cql, iql, rlpd$"):
         validate(dataclasses.replace(TrainConfig(), algo="sac"))  # type: ignore[arg-type]
     assert main(["train", "--algo", "iql", "--agent.iql-expectile", "1.5"]) == 2
     err = capsys.readouterr().err.strip()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from calql.config import TrainConfig, validate, with_overrides
+from calql.config import TrainConfig, algo_defaults, validate, with_overrides
 from calql.envs.tasks import default_config
 from calql.evaluation import Evaluation, Policy, evaluate_run, load_policy
 from calql.training import loop
@@ -33,8 +33,9 @@ def config_for(task: str, preset: str | None = None, **overrides) -> TrainConfig
     Overrides are TrainConfig fields by name (offline_steps=5000, algo="cql"); agent options go in
     a dict, agent={"critic_hidden_dims": (64, 64), "cql_alpha": 1.0}, or as a whole AgentConfig.
     An unknown name or a value of the wrong type raises calql.ConfigError naming the option as
-    the command line does (--offline-steps), as does a value `calql train` would refuse."""
-    return validate(with_overrides(default_config(task, preset), overrides))
+    the command line does (--offline-steps), as does a value `calql train` would refuse.
+    algo="rlpd" puts RLPD's settings (config.rlpd_settings) between the preset and the overrides."""
+    return validate(with_overrides(algo_defaults(default_config(task, preset), overrides.get("algo")), overrides))
 
 
 def _silent(row: dict) -> None:

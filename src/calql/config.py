@@ -14,9 +14,9 @@ from typing import Literal
 
 from calql.errors import CalqlError
 
-Algo = Literal["calql", "cql", "iql"]
+Algo = Literal["calql", "cql", "iql", "rlpd"]
 ALGOS: tuple[Algo, ...] = typing.get_args(Algo)
-"""The learners `--algo` chooses (docs/algorithm.md sections 1 and 2.9)."""
+"""The learners `--algo` chooses (docs/algorithm.md sections 1, 2.9 and 2.10)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +28,10 @@ class AgentConfig:
     policy_hidden_dims: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the tanh-Gaussian policy network."""
     num_critics: int = 2
-    """Number of critics in the ensemble (targets use the minimum over all of them)."""
+    """Number of critics in the ensemble (targets use the minimum over all of them, or over --agent.num-min-qs)."""
+    num_min_qs: int = 0
+    """Critics the Bellman target takes its minimum over, a new random subset of the target critics
+    at every step (REDQ's M; RLPD: 2 of 10); 0: all of them. Not read by --algo iql."""
     layer_norm: bool = False
     """LayerNorm after each hidden layer (not in the paper; later offline-to-online work finds it helps)."""
     orthogonal_init: bool = True
@@ -63,6 +66,11 @@ class AgentConfig:
     """Upper clip of the per-sample CQL gap (default: no clip)."""
     init_log_temperature: float = 0.0
     """Initial log of the SAC entropy temperature."""
+    policy_every: int = 1
+    """--algo rlpd: the policy and the temperature take one Adam step every this many critic steps
+    (RLPD: once per environment step, after its --utd critic steps, so equal to --utd; 1: every step)."""
+    target_entropy_scale: float = 1.0
+    """The temperature's target entropy is -scale * |A|: SAC's 1.0 (Cal-QL), RLPD's 0.5. Not read by --algo iql."""
     iql_expectile: float = 0.9
     """--algo iql: expectile tau of V(s)'s regression on min_j Q'_j(s, a) at dataset actions, in (0, 1);
     0.5 is the mean (SARSA), near 1 the maximum over the data's actions (AntMaze's 0.9 by default;
@@ -82,7 +90,9 @@ class TrainConfig:
     """Task name (see `calql train --help` for the list)."""
     algo: Algo = "calql"
     """calql: with the calibration step; cql: the same learner without it; iql: implicit Q-learning
-    (Kostrikov et al. 2021: expectile value, advantage-weighted policy), through the same loop."""
+    (Kostrikov et al. 2021: expectile value, advantage-weighted policy), through the same loop; rlpd:
+    online SAC with offline data (Ball et al. 2023), whose settings `rlpd_settings` applies under the
+    options given (docs/algorithm.md section 2.10)."""
     seed: int = 0
     """Seed of the agent: networks, sampling, exploration, environments."""
     seeds: tuple[int, ...] = ()
@@ -280,6 +290,37 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+RLPD_AGENT: dict[str, typing.Any] = {
+    "num_critics": 10,
+    "num_min_qs": 2,
+    "layer_norm": True,
+    "backup_entropy": True,
+    "max_target_backup": False,
+    "init_log_temperature": 0.0,
+    "target_entropy_scale": 0.5,
+    "policy_every": 20,
+}
+"""RLPD's learner (ikostrikov/rlpd: configs/rlpd_config.py, configs/sac_config.py,
+rlpd/agents/sac/sac_learner.py; docs/algorithm.md section 2.10)."""
+RLPD_TRAIN: dict[str, typing.Any] = {"offline_steps": 0, "mixing_ratio": 0.5, "utd": 20}
+"""RLPD's loop: no pre-training, symmetric sampling, update-to-data ratio 20 (the paper's)."""
+
+
+def rlpd_settings(config: TrainConfig) -> TrainConfig:
+    """config (a task's preset) with RLPD's settings and --algo rlpd. The precedence, lowest first:
+    the task's preset (network widths, learning rates, budgets), then these settings, then the options
+    given (`calql train --algo rlpd --utd 5`, `calql.config_for(task, algo="rlpd", utd=5)`, a sweep's
+    grid options), so RLPD needs no other flag and any of its settings can still be changed."""
+    agent = dataclasses.replace(config.agent, **RLPD_AGENT)
+    return dataclasses.replace(config, algo="rlpd", agent=agent, **RLPD_TRAIN)
+
+
+def algo_defaults(config: TrainConfig, algo: str | None) -> TrainConfig:
+    """The defaults of a run of `algo` from its task's preset: RLPD's settings for rlpd, the preset
+    itself otherwise (and for None: the algorithm not chosen)."""
+    return rlpd_settings(config) if algo == "rlpd" else config
+
+
 def online_eval_steps(
     online_steps: int, eval_every: int, start_evals: int = 0, start_eval_fraction: float = 0.2
 ) -> list[int]:
@@ -432,6 +473,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _validate_fine_tuning(config)
     _validate_reference(config)
     _validate_agent(config.agent)
+    _validate_policy_every(config)
     return config
 
 
@@ -443,6 +485,19 @@ def _validate_fine_tuning(config: TrainConfig) -> None:
         f"--warmup-steps {config.warmup_steps} must be below --online-steps {config.online_steps}: the warm-up "
         "is part of the online budget and fine-tuning needs steps after it",
     )
+
+
+def _validate_policy_every(config: TrainConfig) -> None:
+    """RLPD's policy steps once per environment step: --agent.policy-every is --utd (or 1), and RLPD's alone."""
+    every, utd = config.agent.policy_every, config.utd
+    if config.algo != "rlpd":
+        _check(every == 1, f"--agent.policy-every {every}: only --algo rlpd reads it; leave it at 1")
+    else:
+        _check(
+            every in (1, utd),
+            f"--agent.policy-every {every} with --utd {utd}: RLPD's policy steps once per environment step, "
+            f"after its --utd critic steps; pass --agent.policy-every {utd} (1: with every critic step)",
+        )
 
 
 def _validate_reference(config: TrainConfig) -> None:
@@ -473,6 +528,15 @@ def _validate_agent(agent: AgentConfig) -> None:
             f"--agent.{_option(name)} needs one or more layer widths, each >= 1, got {list(dims)}",
         )
     _check(agent.num_critics >= 1, f"--agent.num-critics must be >= 1, got {agent.num_critics}")
+    _check(
+        0 <= agent.num_min_qs <= agent.num_critics,
+        f"--agent.num-min-qs must be in [0, --agent.num-critics = {agent.num_critics}], got {agent.num_min_qs}",
+    )
+    _check(agent.policy_every >= 1, f"--agent.policy-every must be >= 1, got {agent.policy_every}")
+    _check(
+        math.isfinite(agent.target_entropy_scale),
+        f"--agent.target-entropy-scale must be finite, got {agent.target_entropy_scale}",
+    )
     _check(agent.num_sampled_actions >= 1, f"--agent.num-sampled-actions must be >= 1, got {agent.num_sampled_actions}")
     _check(0.0 <= agent.discount < 1.0, f"--agent.discount must be in [0, 1), got {agent.discount}")
     _check(0.0 < agent.tau <= 1.0, f"--agent.tau must be in (0, 1], got {agent.tau}")
@@ -512,8 +576,13 @@ IQL_OPTIONS = ("agent.iql_expectile", "agent.iql_temperature")
 def unread_options(algo: str) -> tuple[str, ...]:
     """The options `--algo ALGO` never reads, in which a resume may differ and reports need not flag
     differences: IQL's for Cal-QL and CQL (a run directory from before IQL existed has none, and a
-    preset may set other values than the defaults)."""
+    preset may set other values than the defaults). RLPD reads none of IQL's either."""
     return () if algo == "iql" else IQL_OPTIONS
+
+
+PREDATED_OPTIONS = {"agent.num_min_qs": "0", "agent.policy_every": "1", "agent.target_entropy_scale": "1.0"}
+"""Options added with RLPD, as reports read them (text), at the values that reproduce what run
+directories written before them did (the minimum over all critics, SAC's target entropy -|A|)."""
 
 
 def differences(a: TrainConfig, b: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -1,5 +1,5 @@
 """The methods that sweeps, comparisons and reports name: one place for "calql", "calql-learned",
-"calql-best", "cql", the no-retention "calql-wsrl" and "cql-wsrl", and "iql", what each sets in a
+"calql-best", "cql", the no-retention "calql-wsrl" and "cql-wsrl", "iql" and "rlpd", what each sets in a
 TrainConfig, and how reports label it."""
 
 import dataclasses
@@ -43,6 +43,7 @@ METHODS: dict[str, Method] = {
         Method("calql-wsrl", "calql", None, "Cal-QL (no retention, warm-up)", WSRL_WARMUP_STEPS),
         Method("cql-wsrl", "cql", None, "CQL (no retention, warm-up)", WSRL_WARMUP_STEPS),
         Method("iql", "iql", None, "IQL"),
+        Method("rlpd", "rlpd", None, "RLPD"),  # algo "rlpd" brings RLPD's settings (config.rlpd_settings)
     )
 }
 """Method name -> Method, in the order reports list them."""

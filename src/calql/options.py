@@ -15,6 +15,7 @@ from calql.config import (
     ConfigError,
     OptionError,
     TrainConfig,
+    algo_defaults,
     config_from_dict,
     option_name,
     preset_config,
@@ -51,7 +52,8 @@ def _without_option(args: list[str], option: str) -> list[str]:
 def _train_description() -> str:
     tasks = "\n".join(f"  {name}: {task.description}" for name, task in TASKS.items())
     return (
-        "Pre-train Cal-QL (or CQL with --algo cql, IQL with --algo iql) on a task's offline dataset, fine-tune it "
+        "Pre-train Cal-QL (or CQL with --algo cql, IQL with --algo iql; --algo rlpd: RLPD, online only) "
+        "on a task's offline dataset, fine-tune it "
         "online, and print success and normalized score after each phase, cumulative regret and wall time.\n\n"
         f"--preset NAME picks the hyperparameter preset ({', '.join(PRESETS)}); by default the task's own. "
         "Every option below overrides the preset.\n\nTasks:\n" + tasks
@@ -64,7 +66,8 @@ def _resumed_defaults(run_dir: str) -> TrainConfig:
 
 
 def parse_train_args(args: list[str]) -> TrainConfig:
-    """`calql train` options -> TrainConfig: the preset (explicit or the task's) gives the defaults."""
+    """`calql train` options -> TrainConfig: the preset (explicit or the task's) gives the defaults,
+    under RLPD's settings with --algo rlpd (config.rlpd_settings); the options given override both."""
     resume = option_value(args, "--resume")
     if resume:
         if any(arg == "--preset" or arg.startswith("--preset=") for arg in args):
@@ -74,7 +77,8 @@ def parse_train_args(args: list[str]) -> TrainConfig:
             )
         default = _resumed_defaults(resume)
     else:
-        default = default_config(option_value(args, "--task") or TrainConfig.task, option_value(args, "--preset"))
+        preset = default_config(option_value(args, "--task") or TrainConfig.task, option_value(args, "--preset"))
+        default = algo_defaults(preset, option_value(args, "--algo"))
         args = _without_option(args, "--preset")
     return tyro.cli(TrainConfig, default=default, args=args, prog="calql train", description=_train_description())
 
@@ -176,7 +180,7 @@ def _flat_fields(config, prefix: str = ""):
 def command_line(config: TrainConfig) -> list[str]:
     """The `calql train` arguments that give config: --task, --algo and --seed, then every option
     that differs from the task's preset. parse_train_args(command_line(config)) == config."""
-    defaults = dict(_flat_fields(default_config(config.task)))
+    defaults = dict(_flat_fields(algo_defaults(default_config(config.task), config.algo)))
     args = ["--task", config.task, "--algo", config.algo, "--seed", str(config.seed)]
     for field, value in _flat_fields(config):
         if field not in IDENTITY and value != defaults[field]:

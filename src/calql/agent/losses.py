@@ -30,6 +30,13 @@ def bellman_target(
     return jax.lax.stop_gradient(rewards + discount * (1.0 - dones) * (value - entropy_bonus * log_pi))
 
 
+def critic_subset(q: jax.Array, key: jax.Array, num: int) -> jax.Array:
+    """The values of `num` of the E critics, drawn uniformly without replacement (REDQ's and RLPD's
+    random subset of the target critics; its minimum is the target's): (E, ...) -> (num, ...)."""
+    chosen = jax.random.choice(key, q.shape[0], (num,), replace=False)
+    return q[chosen]
+
+
 def td_loss(q_data: jax.Array, target: jax.Array) -> jax.Array:
     """Per-critic mean squared TD error: q_data (E, B), target (B,) -> (E,)."""
     return jnp.mean((q_data - target) ** 2, axis=-1)
@@ -99,7 +106,8 @@ def lagrange_loss(log_alpha_prime: jax.Array, gap: jax.Array, alpha: float, targ
 
 
 def actor_loss(log_pi: jax.Array, q_new: jax.Array, temperature: jax.Array) -> jax.Array:
-    """SAC policy loss mean(alpha log pi(a~|s) - min_j Q_j(s, a~)); log_pi, q_new: (B,)."""
+    """SAC policy loss mean(alpha log pi(a~|s) - Q(s, a~)); log_pi, q_new: (B,). Q is min_j Q_j for
+    Cal-QL / CQL, the ensemble mean for RLPD."""
     return jnp.mean(jax.lax.stop_gradient(temperature) * log_pi - q_new)
 
 

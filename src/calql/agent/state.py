@@ -36,8 +36,8 @@ class AgentState(struct.PyTreeNode):
 
     @property
     def target_entropy(self) -> float:
-        """SAC's heuristic H* = -A."""
-        return -float(self.action_dim)
+        """H* = -scale * A: SAC's heuristic -A at scale 1 (Cal-QL, CQL), RLPD's -A/2 at 0.5."""
+        return -float(self.action_dim) * self.config.target_entropy_scale
 
 
 class IQLAgentState(AgentState):
@@ -46,6 +46,12 @@ class IQLAgentState(AgentState):
     had before IQL existed. IQL leaves the entropy temperature and the Lagrange multiplier as created."""
 
     value: TrainState
+
+
+class RLPDAgentState(AgentState):
+    """An RLPD agent (docs/algorithm.md section 2.10): AgentState's leaves exactly, its type selects
+    RLPD's update in `update_step` (as IQLAgentState's selects IQL's), so Cal-QL and CQL keep their
+    pytree, their compiled update and their checkpoints. The Lagrange multiplier stays as created."""
 
 
 @functools.cache
@@ -110,4 +116,7 @@ def new_agent(algo: Algo, key: jax.Array, obs_dim: int, action_dim: int, config:
     """The fresh agent `--algo` trains (also the template a checkpoint of such a run restores into)."""
     if algo == "iql":
         return create_iql_agent(key, obs_dim, action_dim, config)
+    if algo == "rlpd":
+        agent = create_agent(key, obs_dim, action_dim, config, calibrate=False)
+        return RLPDAgentState(**{field.name: getattr(agent, field.name) for field in dataclasses.fields(agent)})
     return create_agent(key, obs_dim, action_dim, config, calibrate=algo == "calql")

@@ -3,7 +3,7 @@
 All losses are computed from one parameter snapshot and all modules are updated together
 (authors' order, docs/algorithm.md section 2); targets are soft-updated every step. An IQL agent
 (one holding a value network) takes IQL's step instead (`calql.agent.iql`, section 2.9), in the
-same scan.
+same scan, as does an RLPD agent (`calql.agent.rlpd`, section 2.10).
 """
 
 import jax
@@ -13,7 +13,8 @@ import optax
 from calql.agent import losses
 from calql.agent.iql import iql_update_step
 from calql.agent.networks import sample_tanh_gaussian
-from calql.agent.state import AgentState, IQLAgentState
+from calql.agent.rlpd import rlpd_update_step
+from calql.agent.state import AgentState, IQLAgentState, RLPDAgentState
 from calql.data.transitions import Transitions
 
 Metrics = dict[str, jax.Array]
@@ -40,6 +41,8 @@ def _td_target(state: AgentState, batch: Transitions, key: jax.Array) -> jax.Arr
     num_actions = cfg.num_sampled_actions if cfg.max_target_backup else 1
     next_actions, next_log_pis = _sample_policy(state, batch.next_observations, key, num_actions)
     next_q = _q_at(state.critic.apply_fn, state.target_critic_params, batch.next_observations, next_actions)
+    if cfg.num_min_qs:  # trace-time: with 0 (all critics) the computation and its keys are unchanged
+        next_q = losses.critic_subset(next_q, jax.random.fold_in(key, 1), cfg.num_min_qs)
     entropy_bonus = jnp.exp(state.log_temperature.params["value"]) if cfg.backup_entropy else 0.0
     return losses.bellman_target(
         batch.rewards, batch.dones, next_q, next_log_pis, cfg.discount, cfg.max_target_backup, entropy_bonus
@@ -97,9 +100,11 @@ def _actor_loss(actor_params, state: AgentState, observations: jax.Array, key: j
 
 
 def update_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metrics]:
-    """One gradient step of every module from the same parameter snapshot (IQL: its own step)."""
+    """One gradient step of every module from the same parameter snapshot (IQL, RLPD: their own step)."""
     if isinstance(state, IQLAgentState):  # the pytree's type is part of the compiled function's identity
         return iql_update_step(state, batch)
+    if isinstance(state, RLPDAgentState):
+        return rlpd_update_step(state, batch)
     cfg = state.config
     rng, target_key, actor_key, *cql_keys = jax.random.split(state.rng, 6)
     target = _td_target(state, batch, target_key)

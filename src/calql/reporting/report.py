@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calql.config import unread_options
+from calql.config import PREDATED_OPTIONS, unread_options
 from calql.methods import COMPARED, label
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
@@ -158,8 +158,9 @@ def _flat(config: dict, prefix: str = "") -> dict[str, str]:
 
 def _differing_settings(runs: list[RunData]) -> dict[str, list]:
     """Settings (other than SETTINGS_IGNORED) whose values are not the same in every run that reads
-    them (IQL's options only count in IQL runs: config.unread_options)."""
-    flat = [_flat(run.config) for run in runs]
+    them (IQL's options only count in IQL runs: config.unread_options; a run directory from before
+    an option existed counts as its PREDATED_OPTIONS value)."""
+    flat = [{**PREDATED_OPTIONS, **_flat(run.config)} for run in runs]
     unread = [unread_options(run.config.get("algo", "calql")) for run in runs]
     differing = {}
     for key in sorted({k for settings in flat for k in settings}):
