@@ -7,11 +7,13 @@ far as each library lets them be measured) and the ratio calql / d3rlpy.
 Cases (both on the default task, pointmaze-umaze-narrow, preset pointmaze-narrow: alpha 50
 fixed, tau 0.05, batch 256, K = 10, UTD 1, mixing ratio 0.5):
   default  the default networks, critic and policy 2x64; the preset's budgets (10k offline
-           steps, 10k online steps, 20 episodes per evaluation, 25 evaluations)
+           steps, 10k online steps, 20 episodes per evaluation, 5 offline and up to 19 online
+           evaluations: one per episode end that passes a nominal step)
   paper    the paper's network sizes, critic 4x256 and policy 2x256; smaller budgets (2k + 2k
-           steps, 10 episodes per evaluation), since such an update runs at ~5/s on 2 cores
---quick runs both on 1k offline + 1k online steps with 5 episodes per evaluation (a few minutes
-per round on an idle 2-core machine).
+           steps, 10 episodes per evaluation), since such an update runs at ~5-10/s on 2 cores
+--quick: 1k offline + 1k online steps (paper: 500 + 500), 5 episodes per evaluation, two
+evaluations per phase plus two dense ones at the start of fine-tuning (a few minutes per round
+on an idle 2-core machine).
 
 Each round runs both jobs of a case, each in a fresh process, the order alternating between
 rounds: calql through its Python API (`calql.config_for`, `calql.train`; the split comes from
@@ -68,37 +70,38 @@ class Case:
     agent: dict
     budgets: dict
     """TrainConfig overrides of the full form ({} = the preset's budgets)."""
+    quick: dict
+    """TrainConfig overrides of --quick."""
 
 
-QUICK = {
-    "offline_steps": 1_000,
-    "online_steps": 1_000,
-    "offline_eval_every": 500,
-    "eval_every": 500,
-    "start_evals": 2,
-    "eval_episodes": 5,
-}
+def budgets(steps: int, episodes: int) -> dict:
+    """`steps` offline and online steps, evaluated twice per phase with `episodes` episodes
+    (and the preset's dense start evaluations scaled down to two)."""
+    return {
+        "offline_steps": steps,
+        "online_steps": steps,
+        "offline_eval_every": steps // 2,
+        "eval_every": steps // 2,
+        "start_evals": 2,
+        "eval_episodes": episodes,
+    }
+
+
 CASES = {
-    "default": Case("default task and networks (critic/policy 2x64)", {}, {}),
+    "default": Case("default task and networks (critic/policy 2x64)", {}, {}, budgets(1_000, 5)),
     "paper": Case(
         "paper-size networks (critic 4x256, policy 2x256)",
         {"critic_hidden_dims": (256, 256, 256, 256), "policy_hidden_dims": (256, 256)},
-        {
-            "offline_steps": 2_000,
-            "online_steps": 2_000,
-            "offline_eval_every": 1_000,
-            "eval_every": 1_000,
-            "start_evals": 2,
-            "eval_episodes": 10,
-        },
+        budgets(2_000, 10),
+        budgets(500, 5),
     ),
 }
 
 
 def case_config(name: str, quick: bool, run_dir: pathlib.Path, run_name: str) -> TrainConfig:
     case = CASES[name]
-    budgets = QUICK if quick else case.budgets
-    return calql.config_for(TASK, agent=case.agent, run_dir=str(run_dir), run_name=run_name, **budgets)
+    overrides = case.quick if quick else case.budgets
+    return calql.config_for(TASK, agent=case.agent, run_dir=str(run_dir), run_name=run_name, **overrides)
 
 
 # The data both jobs train on
@@ -180,7 +183,7 @@ def d3rlpy_job(config: TrainConfig, dataset: pathlib.Path, out_dir: pathlib.Path
         "dataset": str(dataset),
         "out_dir": str(out_dir),
         "threads": args.d3rlpy_threads,
-        "update_interval": args.d3rlpy_update_interval,
+        "update_interval": args.d3rlpy_update_interval or min(1_000, config.online_steps),
     }
 
 
@@ -293,7 +296,9 @@ def run_case(name: str, args, python: pathlib.Path, work: pathlib.Path) -> dict:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=["default", "paper"])
-    parser.add_argument("--quick", action="store_true", help="1k offline + 1k online steps, 5 episodes per evaluation")
+    parser.add_argument(
+        "--quick", action="store_true", help="1k (paper: 500) offline and online steps, 5 episodes per evaluation"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved calql/d3rlpy pairs per case")
     parser.add_argument(
         "--d3rlpy-venv", type=pathlib.Path, default=pathlib.Path(os.environ.get("CALQL_D3RLPY_VENV", DEFAULT_VENV))
@@ -308,9 +313,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--d3rlpy-update-interval",
         type=int,
-        default=1_000,
-        help="fit_online's update_interval (n_updates = it x UTD): at least the episode limit (300), "
-        "dividing the online steps",
+        help="fit_online's update_interval (n_updates = it x UTD): at least the episode limit (300), dividing "
+        "the online steps; default 1000 (d3rlpy's Cal-QL reproduction), or the online steps if fewer",
     )
     parser.add_argument(
         "--max-other-cores",
