@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create the separate virtual environment in which benchmarks/d3rlpy/update_rate.py runs
-# d3rlpy's CalQL (PyTorch), for benchmarks/compare_d3rlpy.py. Idempotent: rerunning it
-# reuses the environment and only installs what is missing.
+# Create the separate virtual environment in which benchmarks/d3rlpy/update_rate.py and
+# benchmarks/d3rlpy/end_to_end.py run d3rlpy's CalQL (PyTorch), for benchmarks/compare_d3rlpy.py
+# and benchmarks/end_to_end.py. Idempotent: rerunning it reuses the environment and only
+# installs what is missing.
 #
 #     bash benchmarks/d3rlpy/setup.sh
 #
@@ -45,6 +46,22 @@ else
     # and pip never resolves a different torch.
     "$VENV/bin/python" -m pip install --disable-pip-version-check "torch==$TORCH_VERSION"
     "$VENV/bin/python" -m pip install --disable-pip-version-check "torch==$TORCH_VERSION" "d3rlpy==$D3RLPY_VERSION"
+fi
+
+# The environment packages calql runs its tasks with (pyproject.toml), so that end_to_end.py
+# steps calql's own PointMaze code with the same versions in both jobs. d3rlpy 2.8.1 declares
+# gymnasium==1.0.0; gymnasium-robotics 1.4.2 needs gymnasium>=1.2, so pip replaces it and
+# reports the conflict. d3rlpy's fit / fit_online run with gymnasium 1.4.0 (the five-value
+# step API is the same), and update_rate.py does not use gymnasium at all.
+GYMNASIUM_VERSION="1.4.0"
+ROBOTICS_VERSION="1.4.2"
+MUJOCO_VERSION="3.11.0"
+if installed gymnasium "$GYMNASIUM_VERSION" && installed gymnasium-robotics "$ROBOTICS_VERSION" \
+    && installed mujoco "$MUJOCO_VERSION"; then
+    echo "gymnasium $GYMNASIUM_VERSION, gymnasium-robotics $ROBOTICS_VERSION, mujoco $MUJOCO_VERSION already installed"
+else
+    "$VENV/bin/python" -m pip install --disable-pip-version-check "gymnasium==$GYMNASIUM_VERSION" \
+        "gymnasium-robotics==$ROBOTICS_VERSION" "mujoco==$MUJOCO_VERSION"
 fi
 
 "$VENV/bin/python" -c "import torch, d3rlpy; from d3rlpy.algos import CalQLConfig; \

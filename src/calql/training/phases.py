@@ -75,7 +75,11 @@ def gradient_steps(run: Run, count: int) -> dict[str, float]:
         with Timer(run.timers, "sample"):
             batches = sample_batches(run, size)
         with Timer(run.timers, "update"):
-            run.state, metrics = update(run.state, jax.device_put(batches), jax.device_put(active))
+            # The call returns before XLA has finished: wait here, or the update's time would be
+            # counted wherever its metrics are first read (mean_metrics, outside every timer).
+            run.state, metrics = jax.block_until_ready(
+                update(run.state, jax.device_put(batches), jax.device_put(active))
+            )
         add_weighted(total, mean_metrics(metrics), active, count)
     return count_steps(run, total, count)
 
