@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+import batches
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,16 +77,7 @@ RUN = [
 
 
 def random_batch(seed: int, batch_size: int = 6, leading: tuple[int, ...] = ()) -> Transitions:
-    rng = np.random.default_rng(seed)
-    shape = leading + (batch_size,)
-    return Transitions(
-        observations=rng.normal(size=shape + (OBS,)).astype(np.float32),
-        actions=rng.uniform(-0.9, 0.9, shape + (ACT,)).astype(np.float32),
-        rewards=rng.normal(size=shape).astype(np.float32),
-        next_observations=rng.normal(size=shape + (OBS,)).astype(np.float32),
-        dones=(np.arange(batch_size) % 2 * np.ones(shape)).astype(np.float32),
-        reference=np.zeros(shape, np.float32),
-    )
+    return batches.random_batch(seed, OBS, ACT, batch_size, leading)
 
 
 def iql_agent(seed: int = 0, config: AgentConfig = TINY_AGENT) -> IQLAgentState:
