@@ -206,6 +206,8 @@ def test_rlpd_settings_apply_under_the_options_given_everywhere():
     assert (agent.num_critics, agent.num_min_qs, agent.layer_norm, agent.backup_entropy) == (10, 2, True, True)
     assert (agent.max_target_backup, agent.init_log_temperature, agent.target_entropy_scale) == (False, 0.0, 0.5)
     assert agent.policy_every == 20
+    narrow = rlpd_settings(calql.config_for("pointmaze-umaze-narrow"))  # its preset's tau is 0.05
+    assert agent.tau == narrow.agent.tau == 5e-3
     assert agent.critic_hidden_dims == preset.agent.critic_hidden_dims and agent.critic_lr == preset.agent.critic_lr
     assert calql.config_for("pointmaze-umaze", algo="rlpd") == settings
     assert parse_train_args(["--task", "pointmaze-umaze", "--algo", "rlpd"]) == settings

@@ -299,6 +299,9 @@ RLPD_AGENT: dict[str, typing.Any] = {
     "init_log_temperature": 0.0,
     "target_entropy_scale": 0.5,
     "policy_every": 20,
+    # RLPD's own Polyak rate, whatever the task's preset uses for the offline-pre-trained learners
+    # (pointmaze-narrow's 0.05 is for pre-training's 10k steps; RLPD takes 20 steps per env step).
+    "tau": 5e-3,
 }
 """RLPD's learner (ikostrikov/rlpd: configs/rlpd_config.py, configs/sac_config.py,
 rlpd/agents/sac/sac_learner.py; docs/algorithm.md section 2.10)."""
