@@ -194,6 +194,16 @@ def test_several_tasks_get_rliable_aggregates(tmp_path):
     assert (tmp_path / "out" / "aggregates.csv").is_file()
 
 
+def test_cal_ql_is_compared_with_every_other_method_across_tasks(tmp_path):
+    for task in ("pointmaze-umaze", "pointmaze-medium"):
+        for algo, score in (("calql", 80), ("cql", 60), ("iql", 90)):
+            make_run(tmp_path, algo, 0, [(300, 10, -5)], [(500, score, -4, 0.5)], task=task)
+    report = write_report(find_runs([tmp_path]), tmp_path / "out").read_text()
+    assert "| P(Cal-QL higher score after fine-tuning than CQL) | Cal-QL vs CQL | 1.00 [" in report
+    assert "| P(Cal-QL higher score after fine-tuning than IQL) | Cal-QL vs IQL | 0.00 [" in report
+    assert "| IQM of score after fine-tuning | IQL | 90.0 [" in report
+
+
 def test_statistics_by_hand():
     assert stats.iqm([4, 1, 100, 2, 3, -50, 5, 6]) == 3.5
     assert stats.probability_of_improvement([np.array([1, 3])], [np.array([2, 3])]) == (0 + 0 + 1 + 0.5) / 4
@@ -255,12 +265,24 @@ def test_compare_plans_both_algorithms_on_the_same_data(tmp_path):
     assert out == tmp_path and {c.run_dir for c in configs} == {str(tmp_path / "runs")}
 
 
+def test_compare_runs_the_methods_named_under_their_own_names(tmp_path):
+    args = ["--task", "pointmaze-umaze", "--seeds", "1", "--out", str(tmp_path), "--methods", "iql", "calql-learned"]
+    _, trials = compare.plan([*args, "rlpd"])
+    assert [trial.method for trial in trials] == ["iql", "calql-learned", "rlpd"]
+    assert [(t.config.algo, t.config.reference, t.config.offline_steps > 0) for t in trials] == [
+        ("iql", "mc", True),
+        ("calql", "learned", True),
+        ("rlpd", "mc", False),
+    ]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--task", "pointmaze-umaze", "--seed", "3"], "--seed is set by compare itself"),
         (["--task", "pointmaze-umaze", "--seeds", "0"], "--seeds must be >= 1, got 0"),
         (["--task", "nope"], "--task: unknown task 'nope'"),
+        (["--task", "pointmaze-umaze", "--methods", "sac"], "--methods: unknown method 'sac'; accepted: calql,"),
     ],
 )
 def test_compare_rejects_bad_options(args, message, capsys):

@@ -1,5 +1,5 @@
-"""`calql compare --task T --seeds N [--out DIR] [train options...]`: Cal-QL and CQL on the same
-data for N seeds, then the report of `calql plot` on those runs.
+"""`calql compare --task T --seeds N [--methods M...] [--out DIR] [train options...]`: Cal-QL and CQL
+(or the methods named) on the same data for N seeds, then the report of `calql plot` on those runs.
 
 The grid is planned as a sweep's (tasks x methods x seeds) and each run is a sweep trial, run here
 one after the other: running the same comparison again skips finished runs and resumes
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from calql.console import regret_text
 from calql.errors import CalqlError
-from calql.methods import COMPARED
+from calql.methods import COMPARED, METHODS
 
 RUNS_FOLDER = "runs"
 """OUT/runs holds the run directories (TASK-METHOD-sSEED)."""
@@ -29,8 +29,8 @@ def build_parser(prog: str = "calql compare") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         allow_abbrev=False,
-        description="Train Cal-QL and CQL with seeds 0..N-1 on each task (every run uses the same dataset: "
-        "--dataset-seed is shared), then write figures, results.csv and report.md. Running the same command "
+        description="Train Cal-QL and CQL (or --methods) with seeds 0..N-1 on each task (every run uses the same "
+        "dataset: --dataset-seed is shared), then write figures, results.csv and report.md. Running the same command "
         "again skips finished runs and resumes interrupted ones. Any other option is passed to `calql train` "
         "for every run (see `calql train --help`), except --algo, --seed, --run-dir, --run-name and --resume.",
     )
@@ -42,7 +42,14 @@ def build_parser(prog: str = "calql compare") -> argparse.ArgumentParser:
         metavar="TASK",
         help="task(s) to compare on; with several, the report adds IQM and probability of improvement",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds per algorithm (default: 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds per method (default: 3)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(COMPARED),
+        metavar="METHOD",
+        help=f"methods to compare, the sweep's names: {', '.join(METHODS)} (default: {' '.join(COMPARED)})",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: runs/compare-<time>); runs go to OUT/runs")
     return parser
 
@@ -67,12 +74,16 @@ def plan(args: list[str]):
     if options.seeds < 1:
         raise CompareUsageError(f"--seeds must be >= 1, got {options.seeds}")
     if option := _reserved_option(train_options):
-        raise CompareUsageError(f"{option} is set by compare itself (seeds 0..N-1, both algorithms, OUT/runs)")
+        raise CompareUsageError(f"{option} is set by compare itself (seeds 0..N-1, --methods, OUT/runs)")
+    for method in options.methods:
+        if method not in METHODS:
+            raise CompareUsageError(f"--methods: unknown method {method!r}; accepted: {', '.join(METHODS)}")
     tasks = tuple(dict.fromkeys(options.task))
     for task in tasks:
         get_task(task)  # an unknown task gets calql train's message (--task: unknown task ...)
     out = Path(options.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    grid = Grid(tasks, COMPARED, tuple(range(options.seeds)), train_overrides(train_options))
+    methods = tuple(dict.fromkeys(options.methods))
+    grid = Grid(tasks, methods, tuple(range(options.seeds)), train_overrides(train_options))
     runs = str(out / RUNS_FOLDER)
     return out, [
         dataclasses.replace(t, config=dataclasses.replace(t.config, run_dir=runs)) for t in trials(grid, "command line")
@@ -96,7 +107,7 @@ def _run_all(runs_dir: Path, trials) -> list[Path]:
     for number, trial in enumerate(trials, start=1):
         state, config = trial_state(runs_dir, trial), trial.config
         how = {"done": ": finished earlier, skipped", "resume": ", resuming", "new": ""}[state]
-        print(f"[{number}/{len(trials)}] {config.algo} on {config.task}, seed {config.seed}{how}", flush=True)
+        print(f"[{number}/{len(trials)}] {trial.method} on {config.task}, seed {config.seed}{how}", flush=True)
         if state != "done":
             api.train(placed(runs_dir, trial, state), report=_eval_line)
         run_dir = trial_paths(runs_dir, trial)[0]

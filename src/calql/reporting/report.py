@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from calql.config import PREDATED_OPTIONS, unread_options
-from calql.methods import COMPARED, label
+from calql.methods import label
 from calql.reporting import stats
 from calql.reporting.plots import FIGURES, Plot, plot_task
 from calql.reporting.protocol import FINAL_EVALUATIONS, cumulative_regret, final_score, finetuning_dip, start_score
@@ -93,9 +93,13 @@ def seed_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
     return rows
 
 
+REFERENCE_METHOD = "calql"
+"""The method every other is compared with in the probability of improvement."""
+
+
 def aggregate_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
-    """With several tasks: IQM per algorithm over all tasks and seeds, and P(Cal-QL better
-    than CQL), each with a stratified bootstrap interval. Empty with fewer than two tasks."""
+    """With several tasks: IQM per method over all tasks and seeds, and P(Cal-QL better than each
+    other method), each with a stratified bootstrap interval. Empty with fewer than two tasks."""
     tasks = sorted({task for task, _ in groups})
     algos = [a for a in dict.fromkeys(algo for _, algo in groups) if all((t, a) in groups for t in tasks)]
     if len(tasks) < 2:
@@ -112,21 +116,28 @@ def aggregate_rows(groups: dict[tuple[str, str], list[RunData]]) -> list[dict]:
                 rows.append(
                     {"statistic": f"IQM of {heading}", "algo": _algo(algo), "value": value, "digits": DIGITS[key]}
                 )
-    first, second = COMPARED
-    if {first, second} <= set(algos):
-        for key, heading in RESULTS.items():
-            sign = -1.0 if key in ("regret", "dip") else 1.0  # lower regret and dip are the improvement
-            x, y = per_task(first, key, sign), per_task(second, key, sign)
-            if all(s.size for s in x + y):
-                better = "lower" if key in ("regret", "dip") else "higher"
-                rows.append(
-                    {
-                        "statistic": f"P({label(first)} {better} {heading} than {label(second)})",
-                        "algo": f"{label(first)} vs {label(second)}",
-                        "value": stats.improvement_interval(x, y),
-                        "digits": 2,
-                    }
-                )
+    for other in [algo for algo in algos if algo != REFERENCE_METHOD] if REFERENCE_METHOD in algos else []:
+        rows.extend(_improvement_rows(REFERENCE_METHOD, other, per_task))
+    return rows
+
+
+def _improvement_rows(first: str, second: str, per_task) -> list[dict]:
+    """P(first better than second) per result, with its interval; a result some run lacks (the dip
+    and the pre-trained score of a method without pre-training, RLPD) is left out."""
+    rows = []
+    for key, heading in RESULTS.items():
+        sign = -1.0 if key in ("regret", "dip") else 1.0  # lower regret and dip are the improvement
+        x, y = per_task(first, key, sign), per_task(second, key, sign)
+        if all(s.size and np.isfinite(s).all() for s in x + y):
+            better = "lower" if key in ("regret", "dip") else "higher"
+            rows.append(
+                {
+                    "statistic": f"P({label(first)} {better} {heading} than {label(second)})",
+                    "algo": f"{label(first)} vs {label(second)}",
+                    "value": stats.improvement_interval(x, y),
+                    "digits": 2,
+                }
+            )
     return rows
 
 
