@@ -2,9 +2,10 @@
 compilation, for the AntMaze configuration of docs/algorithm.md and the built-in task's.
 
 Also prints the FLOPs of one update (XLA's cost analysis) and the achieved rate as a
-fraction of this machine's fp32 matrix-multiply rate measured in the same run.
+fraction of this machine's fp32 matrix-multiply rate measured in the same run, and with --floor
+the rate of the update's network arithmetic alone (`floor_step`), timed in alternation with it.
 
-    python benchmarks/update_throughput.py [--windows 5] [--updates-per-call 20]
+    python benchmarks/update_throughput.py [--windows 5] [--updates-per-call 20] [--floor]
 """
 
 import argparse
@@ -58,6 +59,58 @@ def flops_per_update(state, batch) -> float:
     cost = jax.jit(update_step).lower(state, batch).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", np.nan))
+
+
+def floor_step(state, batch: Transitions, num_samples: int):
+    """The network arithmetic of one Cal-QL/CQL gradient step and nothing else, as the floor the
+    update cannot beat: the critic ensemble forward and backward at the dataset pairs and the
+    3K sampled actions per state of the CQL term (random, pi(.|s), pi(.|s')), forward only at the
+    K next actions of the max backup's target, the policy forward at s and s' and forward and
+    backward through one critic evaluation for the actor loss, then plain SGD steps. No losses,
+    sampling, log-probabilities, Lagrange or temperature, no Adam: what XLA must do for any
+    implementation of this update at these sizes."""
+    obs, actions, next_obs = batch.observations, batch.actions, batch.next_observations
+    critic, actor = state.critic, state.actor
+    repeated = jnp.repeat(obs, 3 * num_samples, axis=0)
+    sampled = jnp.tanh(jnp.resize(actions, (repeated.shape[0], actions.shape[-1])) * 1.1)
+
+    def critic_sum(params):
+        q_data = critic.apply_fn(params, obs, actions)
+        q_sampled = critic.apply_fn(params, repeated, sampled)
+        return q_data.sum() + q_sampled.sum()
+
+    def actor_sum(params):
+        mean, _ = actor.apply_fn(params, obs)
+        next_mean, _ = actor.apply_fn(params, next_obs)
+        return critic.apply_fn(critic.params, obs, jnp.tanh(mean)).sum() + next_mean.sum()
+
+    next_repeated = jnp.repeat(next_obs, num_samples, axis=0)
+    target = critic.apply_fn(state.target_critic_params, next_repeated, sampled[: next_repeated.shape[0]])
+    critic_grads = jax.grad(critic_sum)(critic.params)
+    actor_grads = jax.grad(actor_sum)(actor.params)
+    shift = 1e-6 * target.mean()  # keeps the target's forward pass from being removed as unused
+    sgd = lambda params, grads: jax.tree.map(lambda p, g: p - 1e-6 * g + shift, params, grads)  # noqa: E731
+    return state.replace(
+        critic=critic.replace(params=sgd(critic.params, critic_grads)),
+        actor=actor.replace(params=sgd(actor.params, actor_grads)),
+    )
+
+
+def floor_rate(setting: Setting, windows: int, updates_per_call: int, calls_per_window: int) -> list[float]:
+    """Steps/s of `floor_step` scanned as the update is, one rate per window."""
+    state = _agents(setting, 1)[0]
+    batches = jax.device_put(random_batches(setting.obs_dim, setting.action_dim, updates_per_call, setting.batch_size))
+    step = lambda s, b: (floor_step(s, b, setting.agent.num_sampled_actions), None)  # noqa: E731
+    call = jax.jit(lambda s, b: jax.lax.scan(step, s, b)[0])
+    state = jax.block_until_ready(call(state, batches))
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(calls_per_window):
+            state = call(state, batches)
+        jax.block_until_ready(state)
+        rates.append(updates_per_call * calls_per_window / (time.perf_counter() - start))
+    return rates
 
 
 def matmul_rate(size: int = 2048, repeats: int = 10) -> float:
@@ -132,6 +185,9 @@ def main() -> None:
     parser.add_argument(
         "--precisions", nargs="+", default=["default"], choices=["default", "float32", "tensorfloat32", "bfloat16"]
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also time the update's network arithmetic alone (floor_step)"
+    )
     parser.add_argument("--settings", nargs="+", default=[s.key for s in SETTINGS], choices=[s.key for s in SETTINGS])
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, devices {jax.devices()}, jax {jax.__version__}")
@@ -151,6 +207,22 @@ def main() -> None:
                     f"final td_loss {result['td_loss']:.5g}, critic loss {result['critic_loss']:.5g}",
                     flush=True,
                 )
+        if args.floor:
+            _print_floor(setting, args.windows, args.updates_per_call, calls)
+
+
+def _print_floor(setting: Setting, windows: int, updates_per_call: int, calls: int) -> None:
+    """The update and its floor timed window by window in alternation (a busy machine slows both alike)."""
+    update_rates, floor_rates = [], []
+    for _ in range(windows):
+        update_rates.append(measure(setting, 1, updates_per_call, calls)["rate"])
+        floor_rates.append(floor_rate(setting, 1, updates_per_call, calls)[0])
+    update, floor = float(np.median(update_rates)), float(np.median(floor_rates))
+    print(
+        f"{setting.name}: update {update:.2f} updates/s, its network arithmetic alone {floor:.2f} steps/s "
+        f"(medians of {windows} alternating windows): the update runs at {100 * update / floor:.0f}% of its floor",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
