@@ -150,6 +150,11 @@ class TrainConfig:
     """Evaluate every this many offline gradient steps (0: only at the end of pre-training)."""
     eval_episodes: int = 20
     """Episodes per evaluation, deterministic policy."""
+    eval_lockstep: bool = False
+    """Run an evaluation's episodes side by side in as many environments, one batched policy call per
+    step for all of them (training/rollout.py: evaluate_lockstep): the same start states as one after
+    the other, fewer and larger policy calls. Off by default: the committed experiments evaluated one
+    episode after another, and a batched call can differ from a single one in float32's last bits."""
     dataset: str = ""
     """Offline data: '' = the task's default (generated for pointmaze-*, cube-single, scene, puzzle-3x3;
     its Minari id D4RL/... otherwise), 'builtin', a local Minari id (under MINARI_DATASETS_PATH, never

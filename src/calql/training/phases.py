@@ -24,7 +24,7 @@ from calql.training.checkpoint import save_run
 from calql.training.divergence import check_finite, where_in_training
 from calql.training.metrics import mean_metrics
 from calql.training.progress import PhaseProgress
-from calql.training.rollout import evaluate, run_episode
+from calql.training.rollout import evaluate, evaluate_lockstep, run_episode
 from calql.training.run import Run, Timer, matmul_precision, start_online
 
 
@@ -246,12 +246,14 @@ def evaluate_policy(run: Run, phase: str, step: int) -> dict:
     (against the true Monte-Carlo returns); logged, reported and returned as one row."""
     with Timer(run.timers, "evaluate"):
         actor = run.state.actor
-        result = evaluate(
-            run.eval_env,
-            lambda obs: np.asarray(deterministic_action(actor, obs)),
-            run.config.eval_episodes,
-            run.task.score_reward_info,
-        )
+        policy = lambda obs: np.asarray(deterministic_action(actor, obs))  # noqa: E731
+        episodes, score_key = run.config.eval_episodes, run.task.score_reward_info
+        if run.config.eval_lockstep:
+            if not run.eval_copies:
+                run.eval_copies = [run.task.make_env(None) for _ in range(episodes)]
+            result = evaluate_lockstep(run.eval_env, run.eval_copies, policy, score_key)
+        else:
+            result = evaluate(run.eval_env, policy, episodes, score_key)
         result["normalized_score"] = float(run.task.normalized_score(result.pop("score_return")))
         result.update(mean_metrics(calibration_stats(run.state, run.calibration_batch)))
         if run.counters.online_successes:

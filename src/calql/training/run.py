@@ -68,6 +68,8 @@ class Run:
     """When this process began the run (loop.train sets it before the run is opened)."""
     earlier_wall_time: float = 0.0
     """Seconds the run's earlier processes spent, up to the checkpoint this one resumed from."""
+    eval_copies: list[gym.Env] = dataclasses.field(default_factory=list)
+    """--eval-lockstep: one environment per evaluation episode, made at the first evaluation."""
     update_lanes: int = 1
     """Seeds in the vmapped update the run was started with (--seeds): a seed resumed alone is
     updated in as many lanes (the others idle), so its numbers match the uninterrupted group's."""
