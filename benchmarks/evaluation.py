@@ -38,9 +38,8 @@ def main() -> None:
     task = get_task(args.task)
     env = task.make_env(1)
     env.reset(seed=1)
-    agent = new_agent(
-        config.algo, jax.random.PRNGKey(0), flat_width(env.observation_space), flat_width(env.action_space), config.agent
-    )
+    widths = flat_width(env.observation_space), flat_width(env.action_space)
+    agent = new_agent(config.algo, jax.random.PRNGKey(0), *widths, config.agent)
     policy = lambda obs: np.asarray(deterministic_action(agent.actor, obs))  # noqa: E731
     episodes = config.eval_episodes
     copies = [task.make_env(None) for _ in range(episodes)]
