@@ -17,7 +17,7 @@ from processes import interruptible
 import calql
 from calql.commands import sweep
 from calql.errors import CalqlError
-from calql.sweep.runner import RAY_HINT, ray_settings, unfit_trial
+from calql.sweep.runner import RAY_HINT, SweepError, check_reachable, ray_settings, unfit_trial
 from calql.sweep.spec import grid_from_spec, read_spec, trials
 from calql.sweep.trial import run_trial, trial_paths, trial_state
 
@@ -141,9 +141,25 @@ def test_a_local_ray_listens_on_loopback_only_and_a_cluster_is_joined_as_configu
     assert arguments["address"] is None and arguments["num_cpus"] == os.cpu_count()
     assert arguments["include_dashboard"] is False and arguments["log_to_driver"] is False
     environment, arguments = ray_settings("auto")
-    assert environment == {} and arguments["address"] == "auto" and "num_cpus" not in arguments
+    assert arguments["address"] == "auto" and "num_cpus" not in arguments
+    # `ray start` clusters authenticate with a token: the driver must say it has one (benchmarks/local_cluster.sh)
+    assert environment == {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     with pytest.raises(CalqlError, match="RAY_ADDRESS is set .10.0.0.1:6379. but --address is not: pass --address"):
         ray_settings(None, "10.0.0.1:6379")  # ray.init would join that cluster without being asked
+
+
+def test_an_address_where_nothing_answers_is_one_line_before_ray_tries_for_minutes():
+    import socket
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")  # a head answers: no error
+    refused = f"--address 127.0.0.1:{port}: nothing answers there .*ray start --head --port"
+    with pytest.raises(SweepError, match=refused):
+        check_reachable(f"127.0.0.1:{port}")
+    check_reachable("auto")  # Ray's own forms are Ray's to resolve
 
 
 def test_the_installed_ray_takes_loopback_from_that_variable():

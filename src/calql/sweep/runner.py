@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sys
 import threading
 import time
@@ -43,6 +44,15 @@ LOCAL_RAY_ENV = {
 }
 """Environment of a local Ray (no --address), set before ray is first imported; a variable the user
 set wins."""
+CLUSTER_RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # `ray start` makes clusters with token authentication (the token in ~/.ray/auth_token); a driver
+    # without this setting is refused by them (benchmarks/local_cluster.sh). RAY_AUTH_MODE=disabled,
+    # set by the user, joins a cluster started without it.
+    "RAY_AUTH_MODE": "token",
+}
+"""Environment of a driver joining a cluster (--address), set before ray is first imported; a
+variable the user set wins."""
 STOP_GRACE_S = 60.0
 """How long Ctrl-C waits for the cancelled trials to finish the checkpoint they are writing."""
 RAY_HINT = 'calql sweep needs Ray: pip install "calql[sweep]"'
@@ -100,7 +110,7 @@ def ray_settings(address: str | None, ray_address_variable: str = "") -> tuple[d
     (`ray_address_variable`) would make ray.init join one instead of starting a local Ray."""
     quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
-        return {}, {"address": address, **quiet}
+        return dict(CLUSTER_RAY_ENV), {"address": address, **quiet}
     if ray_address_variable:
         raise SweepError(
             f"RAY_ADDRESS is set ({ray_address_variable}) but --address is not: pass --address "
@@ -165,12 +175,38 @@ def unfit_trial(cpus_per_trial: float, gpus_per_trial: float, resources: dict) -
     return None
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """SweepError in one line if nothing answers at a HOST:PORT --address (Ray itself would retry for
+    minutes, printing its own warnings); "auto" and other forms are left to Ray."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise SweepError(
+            f"--address {address}: nothing answers there ({error.strerror or error}): start the cluster's head "
+            f"(`ray start --head --port {port}`) or give the address `ray start --head` printed"
+        ) from None
+
+
 def _start_ray(ray, address: str | None, init_arguments: dict, cpus_per_trial: float, gpus_per_trial: float) -> bool:
     """Join or start Ray; False if it was already up (the caller's to shut down). A local Ray that
     cannot hold one trial is shut down again with a SweepError."""
     if ray.is_initialized():
         return False
-    ray.init(**init_arguments)
+    if address:
+        check_reachable(address)
+    try:
+        ray.init(**init_arguments)
+    except (ConnectionError, ray.exceptions.AuthenticationError) as error:
+        if not address:
+            raise
+        raise SweepError(
+            f"--address {address}: cannot join the Ray cluster ({str(error).splitlines()[0]}): check the address "
+            f"(`ray status --address {address}` on this machine) and that this machine has the cluster's token "
+            "(~/.ray/auth_token, or RAY_AUTH_TOKEN; RAY_AUTH_MODE=disabled for a cluster started without one)"
+        ) from None
     problem = None if address else unfit_trial(cpus_per_trial, gpus_per_trial, ray.cluster_resources())
     if problem:
         ray.shutdown()

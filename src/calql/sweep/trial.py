@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -95,6 +96,15 @@ def outcome_of(trial: Trial, status: str, run_dir: Path, log: Path, **extra) -> 
     return {"name": trial.name, "status": status, "run_dir": str(run_dir), "log": str(log), **extra}
 
 
+def _ray_node() -> str:
+    """ " ray node ID" (its first 12 hex digits) inside a Ray worker, else "": on a cluster several
+    nodes can share a host (`ray start` on one machine), and the log says which ran the trial."""
+    ray = sys.modules.get("ray")  # imported only where Ray runs this process
+    if ray is None or not ray.is_initialized():
+        return ""
+    return f" ray node {ray.get_runtime_context().get_node_id()[:12]}"
+
+
 def run_trial(trials_dir: str, trial: Trial) -> dict:
     """Run or continue one trial to its end, output to its log; returns {"name", "status":
     done|failed, "run_dir", "log", "summary" | "reason"}. A failure of the trial itself (bad data,
@@ -104,7 +114,8 @@ def run_trial(trials_dir: str, trial: Trial) -> dict:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", buffering=1) as log:
         state = trial_state(Path(trials_dir), trial)
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()} host {os.uname().nodename}: {state}\n")
+        where = f"pid {os.getpid()} host {os.uname().nodename}{_ray_node()}"
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {where}: {state}\n")
         if state == "done":
             return outcome_of(trial, "done", run_dir, log_path, summary=read_summary(run_dir), resumed=False)
         if state == "new":
