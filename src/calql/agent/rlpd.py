@@ -58,15 +58,19 @@ def rlpd_update_step(state: RLPDAgentState, batch: Transitions) -> tuple[RLPDAge
     (critic_loss, (td, q_data)), critic_grads = jax.value_and_grad(_critic_loss, has_aux=True)(
         state.critic.params, state, batch, target
     )
-    (actor_loss, log_pis), actor_grads = jax.value_and_grad(_actor_loss, has_aux=True)(
-        state.actor.params, state, batch.observations, actor_key
+    # RLPD's policy and temperature step once per environment step, after its UTD critic steps; on
+    # the other steps the actor's loss is still evaluated (its metrics) but not differentiated.
+    policy_due = (state.critic.step + 1) % cfg.policy_every == 0
+    actor_inputs = (state.actor.params, state, batch.observations, actor_key)
+    (actor_loss, log_pis), actor_grads = jax.lax.cond(
+        policy_due,
+        lambda: jax.value_and_grad(_actor_loss, has_aux=True)(*actor_inputs),
+        lambda: (_actor_loss(*actor_inputs), jax.tree.map(jnp.zeros_like, state.actor.params)),
     )
     temperature_loss, temperature_grad = jax.value_and_grad(
         lambda p: losses.temperature_loss(p["value"], log_pis, state.target_entropy)
     )(state.log_temperature.params)
     critic = state.critic.apply_gradients(grads=critic_grads)
-    # RLPD's policy and temperature step once per environment step, after its UTD critic steps.
-    policy_due = (state.critic.step + 1) % cfg.policy_every == 0
     actor, log_temperature = jax.lax.cond(
         policy_due,
         lambda: (
