@@ -19,7 +19,7 @@ import numpy as np
 from calql.config import TrainConfig, preset_config
 from calql.data.returns import ReturnRule
 from calql.data.sources import parse_source
-from calql.envs import adroit, antmaze, kitchen, manipulation, pointmaze
+from calql.envs import adroit, antmaze, kitchen, manipulation, pixelmaze, pointmaze
 from calql.envs.binding import load_source
 from calql.errors import CalqlError
 
@@ -138,6 +138,23 @@ def _pointmaze_narrow_task(maze: str) -> Task:
         f"reward, narrow data: {pointmaze.NARROW_DEMOS} noisy demonstrations to the goal + "
         f"{pointmaze.NARROW_FAILURES} failed attempts (built in; --dataset-size is not used)",
         load_dataset=lambda size, seed: pointmaze.load_or_generate_narrow(maze, seed),
+    )
+
+
+def _pixel_pointmaze_narrow_task(maze: str) -> Task:
+    """The narrow task seen through top-down images (calql.envs.pixelmaze): control from pixels."""
+    make_env = functools.partial(pixelmaze.make_env, maze)
+    size = pixelmaze.IMAGE_SIZE
+    return dataclasses.replace(
+        _pointmaze_narrow_task(maze),
+        name=f"pointmaze-{maze}-narrow-pixels",
+        preset="vision",
+        description=f"pointmaze-{maze}-narrow observed through {size}x{size}x3 uint8 top-down images drawn "
+        "from the maze's geometry (walls and goal red, ball green, ball a moment ago blue); the same "
+        "narrow data, each state drawn (built in; --dataset-size is not used)",
+        make_env=make_env,
+        load_dataset=lambda size, seed: pixelmaze.load_or_generate_narrow(maze, seed),
+        formats=MappingProxyType({"minari": DataFormat(make_env)}),
     )
 
 
@@ -272,6 +289,7 @@ def _manipulation_task(domain: str) -> Task:
 def _all_tasks() -> dict[str, Task]:
     tasks = [_pointmaze_task(maze) for maze in pointmaze.MAZES]
     tasks += [_pointmaze_narrow_task(maze) for maze in pointmaze.MAZES]
+    tasks.append(_pixel_pointmaze_narrow_task("umaze"))
     tasks += [_antmaze_task(dataset) for dataset in antmaze.DATASETS]
     tasks += [_adroit_task(hand) for hand in adroit.HANDS]
     tasks += [_kitchen_task(variant) for variant in kitchen.TASKS]
