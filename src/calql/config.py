@@ -76,7 +76,7 @@ class AgentConfig:
     0.5 is the mean (SARSA), near 1 the maximum over the data's actions (AntMaze's 0.9 by default;
     per-domain values in docs/algorithm.md section 2.9)."""
     encoder_channels: tuple[int, ...] = (16, 32, 32)
-    """Pixel tasks: output channels of the encoder's 3x3 convolutions (docs/algorithm.md section 7)."""
+    """Pixel tasks: output channels of the encoder's 3x3 convolutions (docs/algorithm.md section 10)."""
     encoder_strides: tuple[int, ...] = (2, 2, 1)
     """Pixel tasks: the stride of each of those convolutions."""
     encoder_features: int = 50
@@ -241,7 +241,7 @@ _POINTMAZE_NARROW = dataclasses.replace(
     start_evals=10,
     reference_steps=10_000,
 )
-# The built-in pixel task (pointmaze-umaze-narrow-pixels, docs/algorithm.md section 7): the narrow
+# The built-in pixel task (pointmaze-umaze-narrow-pixels, docs/algorithm.md section 10): the narrow
 # mazes' learner on the encoder's features; DrQ's encoder and random shift, its 50 features, with a
 # shift of 2 pixels (DrQ: 4 of 84, about 5%; 4 of 32 would be 12%) and 2x-wider heads for the image
 # features; pre-training halved (each pixel update costs ~10x a vector one on 2 CPU cores).

@@ -1,5 +1,5 @@
 """Pixel observations: the convolutional encoder, random-shift augmentation, and the agent that
-puts the encoder in front of Cal-QL's unchanged critics and policy (docs/algorithm.md section 7).
+puts the encoder in front of Cal-QL's unchanged critics and policy (docs/algorithm.md section 10).
 
 The encoder (a few 3x3 convolutions, then a linear projection with LayerNorm and tanh: the
 DrQ / DrQ-v2 encoder of Yarats et al. 2021, also RLPD's pixel networks) belongs to the critic: its

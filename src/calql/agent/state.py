@@ -59,7 +59,7 @@ class RLPDAgentState(AgentState):
 
 
 class PixelAgentState(AgentState):
-    """A Cal-QL / CQL agent on image observations (docs/algorithm.md section 7): AgentState's leaves,
+    """A Cal-QL / CQL agent on image observations (docs/algorithm.md section 10): AgentState's leaves,
     the critic's params {"encoder", "heads"} with the convolutional encoder (calql.agent.pixels),
     the actor's {"encoder": a copy of it, "heads"}, the target critics heads only (DrQ-v2). Its
     type selects the pixel step in `update_step`."""

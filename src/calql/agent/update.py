@@ -169,7 +169,7 @@ def _calql_step(state: AgentState, batch: Transitions, encode: Encode = _unencod
 
 
 def pixel_update_step(state: PixelAgentState, batch: Transitions) -> tuple[AgentState, Metrics]:
-    """Cal-QL / CQL's step on images (docs/algorithm.md section 7): s and s' randomly shifted
+    """Cal-QL / CQL's step on images (docs/algorithm.md section 10): s and s' randomly shifted
     (--agent.augment), s encoded inside the critic loss (so the encoder learns from it), s' encoded
     once without gradient for the policy and the target critics; the same losses on the features.
     Then the actor's encoder copy is refreshed."""

@@ -3,7 +3,7 @@
 A pixel dataset of N transitions in E trajectory segments has N + E distinct frames (each
 segment's observations plus its last next observation), so `observations` and
 `next_observations` are two `FrameStacks` views of one frame array: next_observations[t] is
-frame index + 1 within a segment (docs/algorithm.md section 7). With a stack of S frames, row t
+frame index + 1 within a segment (docs/algorithm.md section 10). With a stack of S frames, row t
 reads the frames t-S+1 .. t of its segment, the segment's first frame repeated before its start
 (the rule of `calql.envs.common.StackFrames`), and returns them along the channel axis.
 """

@@ -80,7 +80,7 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
 
 
 def _check_pixel_options(config: TrainConfig, offline) -> None:
-    """Image observations train Cal-QL and CQL with Monte-Carlo references only (docs/algorithm.md section 7)."""
+    """Image observations train Cal-QL and CQL with Monte-Carlo references only (docs/algorithm.md section 10)."""
     if not is_image(offline.observations):
         return
     if config.algo not in ("calql", "cql"):
