@@ -11,7 +11,8 @@ alone. As DrQ-v2, the target critics (heads only) score the online encoder's fea
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -65,23 +66,23 @@ class PixelNetworks:
     policy: TanhGaussianPolicy
 
     def encode(self, encoder_params, images: jax.Array) -> jax.Array:
-        return self.encoder.apply(encoder_params, images)
+        return cast(jax.Array, self.encoder.apply(encoder_params, images))
 
     def critic(self, params, images: jax.Array, actions: jax.Array) -> jax.Array:
         """Q of images (B, H, W, C) and actions (B, A) -> (E, B): the critic TrainState's apply_fn."""
-        return self.heads.apply(params["heads"], self.encode(params["encoder"], images), actions)
+        return cast(jax.Array, self.heads.apply(params["heads"], self.encode(params["encoder"], images), actions))
 
     def actor(self, params, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(mean, log_std) at images, the encoder copy's features with the gradient stopped."""
         features = jax.lax.stop_gradient(self.encode(params["encoder"], images))
-        return self.policy.apply(params["heads"], features)
+        return self.policy_heads(params, features)
 
     def critic_heads(self, params, features: jax.Array, actions: jax.Array) -> jax.Array:
         """Q of features: the critics after the encoder (the update's feature-level view)."""
-        return self.heads.apply(params["heads"], features, actions)
+        return cast(jax.Array, self.heads.apply(params["heads"], features, actions))
 
     def policy_heads(self, params, features: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return self.policy.apply(params["heads"], features)
+        return cast(tuple[jax.Array, jax.Array], self.policy.apply(params["heads"], features))
 
 
 @functools.cache
@@ -115,6 +116,6 @@ def shifted_pair(key: jax.Array, observations: jax.Array, next_observations: jax
     return random_shift(key_now, observations, pad), random_shift(key_next, next_observations, pad)
 
 
-def with_encoder_copy(actor: TrainState, critic_params: dict) -> TrainState:
+def with_encoder_copy(actor: TrainState, critic_params: Mapping[str, Any]) -> TrainState:
     """The actor with its encoder copy set to the critic's encoder (after each gradient step)."""
     return actor.replace(params={**actor.params, "encoder": critic_params["encoder"]})

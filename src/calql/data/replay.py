@@ -137,13 +137,16 @@ def episode_transitions(
     ends = np.zeros(n, bool)
     ends[-1] = True
     returns = mc_returns(np.asarray(rewards, np.float32), ends, dones.astype(bool), rule)
+    stored: tuple[FrameStacks, FrameStacks] | tuple[np.ndarray, np.ndarray]
     if is_image(observations):
-        observations, next_observations = episode_frames(observations, next_observations, stack)
+        stored = episode_frames(observations, next_observations, stack)
+    else:
+        stored = (np.asarray(observations, np.float32), np.asarray(next_observations, np.float32))
     return Transitions(
-        observations if is_image(observations) else np.asarray(observations, np.float32),
+        stored[0],
         np.asarray(actions, np.float32),
         np.asarray(rewards, np.float32),
-        next_observations if is_image(next_observations) else np.asarray(next_observations, np.float32),
+        stored[1],
         dones,
         returns,
     )
@@ -182,16 +185,18 @@ def offline_transitions(
     if ends is None:
         ends = trajectory_ends(terminals, timeouts, observations, next_observations)
     returns = mc_returns(rewards, ends, terminals, rule)
+    stored: tuple[FrameStacks, FrameStacks] | tuple[np.ndarray, np.ndarray]
     if is_image(observations):
-        breaks = continuation_breaks(observations, next_observations)
-        observations, next_observations = dedup_frames(observations, next_observations, breaks, stack)
+        # Stacks restart at every episode (a time-out), even where the next one's first frame happens to match.
+        breaks = continuation_breaks(observations, next_observations) | np.asarray(timeouts, bool)
+        stored = dedup_frames(observations, next_observations, breaks, stack)
     else:
-        observations, next_observations = (np.asarray(x, np.float32) for x in (observations, next_observations))
+        stored = (np.asarray(observations, np.float32), np.asarray(next_observations, np.float32))
     return Transitions(
-        observations=observations,
+        observations=stored[0],
         actions=np.clip(actions, -0.99999, 0.99999).astype(np.float32),
         rewards=np.asarray(rewards, np.float32),
-        next_observations=next_observations,
+        next_observations=stored[1],
         dones=np.asarray(terminals, np.float32),
         reference=returns,
     )
@@ -205,7 +210,7 @@ def gather(data: Transitions, indices: np.ndarray) -> Transitions:
 def sample_stack(
     rng: np.random.Generator,
     offline: Transitions,
-    online: OnlineBuffer | None,
+    online: OnlineBuffer | FrameBuffer | None,
     num_batches: int,
     batch_size: int,
     mixing_ratio: float,
