@@ -53,9 +53,9 @@ def test_the_renderer_draws_the_ball_where_it_is():
     assert columns[1] - columns[0] == pytest.approx(32 / 5, abs=1)  # one cell (1 m) to the right
 
 
-def _final(run_dir: Path):
+def _final(run_dir: Path, channels: int = 3):
     config = config_from_dict(read_config(run_dir))
-    template = new_agent("calql", jax.random.PRNGKey(0), (32, 32, 3), 2, config.agent)
+    template = new_agent("calql", jax.random.PRNGKey(0), (32, 32, channels), 2, config.agent)
     mgr = checkpoint.manager(run_dir, 20)
     agent, arrays, meta = checkpoint.restore_latest(mgr, template)
     mgr.close()
@@ -118,3 +118,12 @@ def test_learners_without_an_encoder_are_refused_on_pixels_in_one_line(tmp_path,
     err = capsys.readouterr().err
     assert "--algo iql" in err and "image observations" in err and len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_the_stacked_pixel_task_stores_single_frames_and_trains_on_stacks_of_three(tmp_path):
+    options = [*TINY, "--offline-steps", "20", "--online-steps", "300", "--eval-every", "300"]
+    options[options.index(TASK)] = f"{TASK}-stacked"
+    run_dir = Path(train(parse_train_args([*options, "--checkpoint-every", "0", "--run-dir", str(tmp_path)])).run_dir)
+    _, arrays, _ = _final(run_dir, channels=9)
+    assert arrays["frames"].shape[1:] == (32, 32, 3) and arrays["observation_rows"].shape[1] == 3
+    np.testing.assert_array_equal(arrays["observation_rows"][0], [0, 0, 0])  # the first frame, repeated

@@ -1,6 +1,7 @@
 """Pixel observations: uint8 frames stored once through datasets, replay and sampling; the encoder
 in front of the critics (its gradients come from the critic loss only); random-shift augmentation."""
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,8 @@ from calql.data.frames import FrameStacks, continuation_breaks, dedup_frames
 from calql.data.replay import FrameBuffer, episode_transitions, gather, new_buffer, offline_transitions, sample_stack
 from calql.data.returns import ReturnRule
 from calql.data.transitions import Transitions
+from calql.envs.common import StackFrames
+from calql.training.rollout import run_episode
 
 SIZE = 16
 TINY = AgentConfig(
@@ -229,3 +232,30 @@ def test_augmentation_shapes_training_only_and_is_off_with_no_augment_and_at_eva
 def test_pixel_agents_refuse_the_learners_without_an_encoder():
     with pytest.raises(ValueError, match="image observations"):
         new_agent("iql", jax.random.PRNGKey(0), (SIZE, SIZE, 3), 2, TINY)
+
+
+class _CountingFrames(gym.Env):
+    """Frame t is filled with the value t; episodes last 4 steps."""
+
+    observation_space = gym.spaces.Box(0, 255, (SIZE, SIZE, 1), np.uint8)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros((SIZE, SIZE, 1), np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.full((SIZE, SIZE, 1), self.t, np.uint8), 0.0, False, self.t == 4, {}
+
+
+def test_the_frame_stacking_wrapper_follows_the_rule_the_buffer_stores_by():
+    env = StackFrames(_CountingFrames(), 3)
+    assert env.observation_space.shape == (SIZE, SIZE, 3) and env.get_wrapper_attr("frame_shape") == (SIZE, SIZE, 1)
+    episode = run_episode(env, lambda observation: np.zeros(2, np.float32))
+    np.testing.assert_array_equal(episode.observations[:, 0, 0], [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3]])
+    stored = episode_transitions(
+        episode.observations, episode.actions, episode.rewards, episode.next_observations, False, RULE, stack=3
+    )
+    assert len(stored.observations.frames) == 5  # each frame once, not three times
+    np.testing.assert_array_equal(stored.next_observations[np.arange(4)], episode.next_observations)

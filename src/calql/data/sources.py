@@ -288,7 +288,7 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
     n = len(data["rewards"])
     if n == 0:
         raise DatasetError(f"{name}: the dataset is empty (0 transitions); use a dataset with data in it")
-    obs_shape, act_shape = env.observation_space.shape or (), env.action_space.shape or ()
+    obs_shape, act_shape = _stored_observation_shape(env), env.action_space.shape or ()
     for field, shape in (("observations", obs_shape), ("next_observations", obs_shape), ("actions", act_shape)):
         if tuple(data[field].shape[1:]) != tuple(shape) or len(data[field]) != n:
             raise DatasetError(
@@ -316,6 +316,15 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
     out["terminals"] = np.asarray(data["terminals"], bool).reshape(n)
     out["timeouts"] = np.asarray(data["timeouts"], bool).reshape(n)
     return {**data, **out}  # extra keys (infos/<key>) pass through for the task's relabelling
+
+
+def _stored_observation_shape(env: gym.Env) -> tuple[int, ...]:
+    """The shape of one stored observation: one frame where the environment stacks several
+    (calql.envs.common.StackFrames; datasets hold single frames), else its observations'."""
+    try:
+        return tuple(env.get_wrapper_attr("frame_shape"))
+    except AttributeError:
+        return tuple(env.observation_space.shape or ())
 
 
 def _checked_images(data: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:

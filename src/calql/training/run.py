@@ -117,6 +117,7 @@ def load_offline_data(task: Task, config: TrainConfig) -> tuple[Transitions, np.
         raw["timeouts"],
         task.return_rule(config.agent.discount),
         ends,
+        stack=task.frame_stack,
     )
     return offline, ends
 
