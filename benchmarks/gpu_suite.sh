@@ -8,7 +8,8 @@
 # 1. updates/s of one agent and of 8 vmapped agents (aggregate), AntMaze / Adroit / default
 #    configurations, full fp32 matmuls;
 # 2. the AntMaze configuration under each matmul precision, with the final losses after the same
-#    updates on the same batches (the precision's effect on the losses).
+#    updates on the same batches (the precision's effect on the losses);
+# 3. pixel tasks (benchmarks/pixel_update.py): updates/s at 64x64x3 and 32x32x3, batch 256.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-.}/gpu_benchmarks.txt"
@@ -24,4 +25,6 @@ python=${PYTHON:-python3}
   echo "## matmul precision (AntMaze configuration, one agent; bfloat16 and default matched tensorfloat32 on an H200)"
   "$python" benchmarks/update_throughput.py --settings antmaze --seeds 1 \
     --precisions tensorfloat32 bfloat16 --windows 3 --updates-per-call 100 --calls-per-window 10
+  echo "## pixel tasks: vision preset's encoder + Cal-QL update at batch 256, replay memory, renderer"
+  "$python" benchmarks/pixel_update.py --sizes 64 32 --windows 3 --updates-per-call 50
 } 2>&1 | tee "$out"
