@@ -46,6 +46,13 @@ def test_the_pixel_dataset_is_listed_and_described_with_its_image_shape(capsys):
     assert f"{size}x{size}x3 uint8 images / 2 floats" in out and f"observations ({size}, {size}, 3)" in out
 
 
+def test_the_cached_pixel_dataset_holds_exactly_the_generated_frames():
+    generated = pixelmaze.load_or_generate_narrow("umaze", seed=3)  # generated (and cached) now
+    cached = pixelmaze.load_or_generate_narrow("umaze", seed=3)  # read back
+    for field in ("observations", "next_observations", "actions", "rewards"):
+        np.testing.assert_array_equal(generated[field], cached[field])  # lossless (no JPEG)
+
+
 def test_the_renderer_draws_the_ball_where_it_is():
     frames = pixelmaze.render("umaze", np.array([[0.0, -1.0, 0.0, 0.0], [1.0, -1.0, 0.0, 0.0]]))
     assert frames.shape == (2, 32, 32, 3) and frames.dtype == np.uint8
