@@ -244,7 +244,7 @@ _POINTMAZE_NARROW = dataclasses.replace(
 # The built-in pixel task (pointmaze-umaze-narrow-pixels, docs/algorithm.md section 10): the narrow
 # mazes' learner on the encoder's features; DrQ's encoder and random shift, its 50 features, with a
 # shift of 2 pixels (DrQ: 4 of 84, about 5%; 4 of 32 would be 12%) and 2x-wider heads for the image
-# features; pre-training halved (each pixel update costs ~10x a vector one on 2 CPU cores).
+# features; pre-training halved (a pixel update costs many vector ones on a CPU: benchmarks/pixel_update.py).
 _VISION = dataclasses.replace(
     _POINTMAZE_NARROW,
     agent=dataclasses.replace(
