@@ -121,9 +121,15 @@ def agent_input_of(space) -> int | tuple[int, ...]:
 
 
 def _video_frame(env, observation) -> np.ndarray:
-    """The frame a video shows: the observation itself on pixel tasks (enlarged 8x), else MuJoCo's rendering."""
+    """The frame a video shows: the observation itself on pixel tasks (its newest frame where frames are
+    stacked, enlarged 8x), else MuJoCo's rendering."""
     if is_image_space(env.observation_space):
-        return np.repeat(np.repeat(observation, 8, axis=0), 8, axis=1)
+        try:
+            stacked = env.get_wrapper_attr("frames_per_observation")  # calql.envs.common.StackFrames
+        except AttributeError:
+            stacked = 1
+        channels = env.observation_space.shape[-1] // stacked
+        return np.repeat(np.repeat(observation[..., -channels:], 8, axis=0), 8, axis=1)
     return env.unwrapped.render()
 
 

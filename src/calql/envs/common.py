@@ -65,6 +65,7 @@ class StackFrames(gym.Wrapper):
     def __init__(self, env: gym.Env, count: int):
         super().__init__(env)
         self.frame_shape = cast(tuple[int, ...], env.observation_space.shape)
+        self.frames_per_observation = count
         height, width, channels = self.frame_shape
         self.observation_space = spaces.Box(0, 255, (height, width, channels * count), np.uint8)
         self._frames: collections.deque = collections.deque(maxlen=count)
