@@ -13,6 +13,7 @@
 # 4. an evaluation's episodes one after another and in lockstep (one batched policy call per step);
 # 5. the precision's effect on learning: the default task's run (seed 0) under fp32 and tf32, the
 #    same seed, scores and wall time side by side.
+# 6. pixel tasks (benchmarks/pixel_update.py): updates/s at 64x64x3 and 32x32x3, batch 256.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-.}/gpu_benchmarks.txt"
@@ -22,11 +23,13 @@ if [ "${DRY:-0}" = 1 ]; then
   sizes=(--windows 1 --updates-per-call 2 --calls-per-window 1)
   all=(pointmaze) big=(pointmaze) floors=(pointmaze)  # the 256-wide ones compile for minutes on a CPU
   rounds=1
+  pixels=(--sizes 32 --windows 1 --updates-per-call 2)
   run=(--offline-steps 50 --online-steps 300 --eval-every 300 --start-evals 0 --eval-episodes 2)
 else
   sizes=(--windows 3 --updates-per-call 100 --calls-per-window 10)
   all=(antmaze adroit pointmaze) big=(antmaze) floors=(pointmaze antmaze)
   rounds=3
+  pixels=(--sizes 64 32 --windows 3 --updates-per-call 50)
   run=()
 fi
 runs="$(mktemp -d)"
@@ -50,5 +53,7 @@ runs="$(mktemp -d)"
 s['offline']['normalized_score'], 'final', s['final']['normalized_score'], 'regret', round(s['regret'], 4), \
 'wall', round(s['wall_time']), 's', {k: round(v) for k, v in s['timers'].items()})" "$runs/$precision/summary.json" "$precision"
   done
+  echo "## pixel tasks: vision preset's encoder + Cal-QL update at batch 256, replay memory, renderer"
+  "$python" benchmarks/pixel_update.py "${pixels[@]}"
 } 2>&1 | tee "$out"
 rm -rf "$runs"

@@ -75,6 +75,17 @@ class AgentConfig:
     """--algo iql: expectile tau of V(s)'s regression on min_j Q'_j(s, a) at dataset actions, in (0, 1);
     0.5 is the mean (SARSA), near 1 the maximum over the data's actions (AntMaze's 0.9 by default;
     per-domain values in docs/algorithm.md section 2.9)."""
+    encoder_channels: tuple[int, ...] = (16, 32, 32)
+    """Pixel tasks: output channels of the encoder's 3x3 convolutions (docs/algorithm.md section 10)."""
+    encoder_strides: tuple[int, ...] = (2, 2, 1)
+    """Pixel tasks: the stride of each of those convolutions."""
+    encoder_features: int = 50
+    """Pixel tasks: width of the encoder's projection (Dense, LayerNorm, tanh), the critics' and policy's input."""
+    augment: bool = True
+    """Pixel tasks: random-shift augmentation of training batches (DrQ: pad by --agent.shift-pad
+    pixels, crop back at a random offset); never at acting or evaluation. --agent.no-augment: off."""
+    shift_pad: int = 4
+    """Pixel tasks: the padding (pixels) of the random shift."""
     iql_temperature: float = 1.0
     """--algo iql: inverse temperature beta of advantage-weighted regression, weights
     exp(beta (Q - V)) clipped at 100; 0 is behaviour cloning. In calql's reward units: the IQL
@@ -235,6 +246,25 @@ _POINTMAZE_NARROW = dataclasses.replace(
     start_evals=10,
     reference_steps=10_000,
 )
+# The built-in pixel task (pointmaze-umaze-narrow-pixels, docs/algorithm.md section 10): the narrow
+# mazes' learner on the encoder's features; DrQ's encoder and random shift, its 50 features, with a
+# shift of 2 pixels (DrQ: 4 of 84, about 5%; 4 of 32 would be 12%) and 2x-wider heads for the image
+# features; pre-training halved (a pixel update costs many vector ones on a CPU: benchmarks/pixel_update.py).
+_VISION = dataclasses.replace(
+    _POINTMAZE_NARROW,
+    agent=dataclasses.replace(
+        _POINTMAZE_NARROW.agent,
+        critic_hidden_dims=(128, 128),
+        policy_hidden_dims=(128, 128),
+        encoder_channels=(16, 32, 32),
+        encoder_strides=(2, 2, 1),
+        encoder_features=50,
+        augment=True,
+        shift_pad=2,
+    ),
+    offline_steps=5_000,
+    offline_eval_every=1_000,
+)
 PRESETS: dict[str, TrainConfig] = {
     "antmaze": _preset(
         AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
@@ -292,6 +322,7 @@ PRESETS: dict[str, TrainConfig] = {
     ),
     "pointmaze": _POINTMAZE,
     "pointmaze-narrow": _POINTMAZE_NARROW,
+    "vision": _VISION,
 }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from calql.agent.acting import deterministic_action, sample_action
 from calql.agent.state import AgentState, new_agent
 from calql.config import TrainConfig, config_from_dict
+from calql.data.observations import is_image_space
 from calql.envs.binding import bind
 from calql.envs.common import env_stack, flat_width
 from calql.envs.tasks import Task, get_task
@@ -92,7 +93,7 @@ def load_policy(path: str | Path) -> Policy:
     template = new_agent(
         config.algo,
         jax.random.PRNGKey(0),
-        flat_width(probe.observation_space),
+        agent_input_of(probe.observation_space),
         flat_width(probe.action_space),
         config.agent,
     )
@@ -114,12 +115,30 @@ def _enable_rgb_rendering(env) -> None:
         inner.render_mode = "rgb_array"
 
 
+def agent_input_of(space) -> int | tuple[int, ...]:
+    """The agent an environment's observations need: a vector's width, or an image's (H, W, C)."""
+    return tuple(space.shape) if is_image_space(space) else flat_width(space)
+
+
+def _video_frame(env, observation) -> np.ndarray:
+    """The frame a video shows: the observation itself on pixel tasks (its newest frame where frames are
+    stacked, enlarged 8x), else MuJoCo's rendering."""
+    if is_image_space(env.observation_space):
+        try:
+            stacked = env.get_wrapper_attr("frames_per_observation")  # calql.envs.common.StackFrames
+        except AttributeError:
+            stacked = 1
+        channels = env.observation_space.shape[-1] // stacked
+        return np.repeat(np.repeat(observation[..., -channels:], 8, axis=0), 8, axis=1)
+    return env.unwrapped.render()
+
+
 def _run_episodes(env, policy: Policy, episodes: int, frames: list | None) -> list[Episode]:
     """Deterministic episodes; with a frames list, each step's rendered frame is appended to it."""
 
     def act(observation):
         if frames is not None:
-            frames.append(env.unwrapped.render())
+            frames.append(_video_frame(env, observation))
         return policy.act(observation)
 
     return [run_episode(env, act, score_key=policy.task.score_reward_info) for _ in range(episodes)]
@@ -157,7 +176,7 @@ def evaluate_run(
     env = policy.make_env(seed)
     env.reset(seed=seed)
     frames: list | None = None if video is None else []
-    if video is not None:
+    if video is not None and not is_image_space(env.observation_space):
         _enable_rgb_rendering(env)
     results = _run_episodes(env, policy, episodes, frames)
     env.close()

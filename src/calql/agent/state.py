@@ -11,7 +11,11 @@ import optax
 from flax.training.train_state import TrainState
 
 from calql.agent.networks import CriticEnsemble, TanhGaussianPolicy, ValueNetwork
+from calql.agent.pixels import init_pixel_params, pixel_networks
 from calql.config import AgentConfig, Algo
+
+ObservationShape = int | tuple[int, ...]
+"""The agent's input: a vector's width, or an image's (H, W, C)."""
 
 # docs/algorithm.md section 2: log alpha' starts at 1.0, so alpha' starts at e.
 INIT_LOG_LAGRANGE = 1.0
@@ -52,6 +56,17 @@ class RLPDAgentState(AgentState):
     """An RLPD agent (docs/algorithm.md section 2.10): AgentState's leaves exactly, its type selects
     RLPD's update in `update_step` (as IQLAgentState's selects IQL's), so Cal-QL and CQL keep their
     pytree, their compiled update and their checkpoints. The Lagrange multiplier stays as created."""
+
+
+class PixelAgentState(AgentState):
+    """A Cal-QL / CQL agent on image observations (docs/algorithm.md section 10): AgentState's leaves,
+    the critic's params {"encoder", "heads"} with the convolutional encoder (calql.agent.pixels),
+    the actor's {"encoder": a copy of it, "heads"}, the target critics heads only (DrQ-v2). Its
+    type selects the pixel step in `update_step`."""
+
+    @property
+    def action_dim(self) -> int:
+        return self.actor.apply_fn.__self__.policy.action_dim  # type: ignore[attr-defined]  # PixelNetworks.actor
 
 
 @functools.cache
@@ -112,8 +127,34 @@ def create_iql_agent(key: jax.Array, obs_dim: int, action_dim: int, config: Agen
     return IQLAgentState(**{**fields, "rng": rng}, value=value)
 
 
-def new_agent(algo: Algo, key: jax.Array, obs_dim: int, action_dim: int, config: AgentConfig) -> AgentState:
-    """The fresh agent `--algo` trains (also the template a checkpoint of such a run restores into)."""
+def create_pixel_agent(
+    key: jax.Array, image_shape: tuple[int, ...], action_dim: int, config: AgentConfig, calibrate: bool = True
+) -> PixelAgentState:
+    """`create_agent` on images: the encoder in front of the same critics and policy (calql.agent.pixels)."""
+    networks = pixel_networks(config, action_dim)
+    params_key, rng = jax.random.split(key)
+    critic_params, actor_params = init_pixel_params(params_key, image_shape, action_dim, config)
+    return PixelAgentState(
+        actor=TrainState.create(apply_fn=networks.actor, params=actor_params, tx=adam(config.policy_lr)),
+        critic=TrainState.create(apply_fn=networks.critic, params=critic_params, tx=adam(config.critic_lr)),
+        target_critic_params={"heads": critic_params["heads"]},
+        log_temperature=_scalar_state(config.init_log_temperature, config.policy_lr),
+        log_lagrange=_scalar_state(INIT_LOG_LAGRANGE, config.critic_lr),
+        rng=rng,
+        config=config,
+        calibrate=calibrate,
+    )
+
+
+def new_agent(
+    algo: Algo, key: jax.Array, obs_dim: ObservationShape, action_dim: int, config: AgentConfig
+) -> AgentState:
+    """The fresh agent `--algo` trains (also the template a checkpoint of such a run restores into);
+    `obs_dim` an image's (H, W, C) gives a pixel agent (Cal-QL and CQL only)."""
+    if isinstance(obs_dim, tuple):
+        if algo not in ("calql", "cql"):
+            raise ValueError(f"--algo {algo} does not take image observations; use calql or cql")
+        return create_pixel_agent(key, obs_dim, action_dim, config, calibrate=algo == "calql")
     if algo == "iql":
         return create_iql_agent(key, obs_dim, action_dim, config)
     if algo == "rlpd":

@@ -6,6 +6,9 @@ All losses are computed from one parameter snapshot and all modules are updated 
 same scan, as does an RLPD agent (`calql.agent.rlpd`, section 2.10).
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -13,11 +16,19 @@ import optax
 from calql.agent import losses
 from calql.agent.iql import iql_update_step
 from calql.agent.networks import sample_tanh_gaussian
+from calql.agent.pixels import pixel_networks, shifted_pair, with_encoder_copy
 from calql.agent.rlpd import rlpd_update_step
-from calql.agent.state import AgentState, IQLAgentState, RLPDAgentState
+from calql.agent.state import AgentState, IQLAgentState, PixelAgentState, RLPDAgentState
 from calql.data.transitions import Transitions
 
 Metrics = dict[str, jax.Array]
+Encode = Callable[[Any, jax.Array], jax.Array]
+"""(critic params, observations) -> the critics' and policy's input: the identity on vectors, the
+convolutional encoder on images (trained by the critic loss through these params)."""
+
+
+def _unencoded(critic_params, observations: jax.Array) -> jax.Array:
+    return observations
 
 
 def _sample_policy(
@@ -50,10 +61,12 @@ def _td_target(state: AgentState, batch: Transitions, key: jax.Array) -> jax.Arr
 
 
 def _critic_loss(
-    critic_params, state: AgentState, batch: Transitions, target: jax.Array, keys
-) -> tuple[jax.Array, tuple[Metrics, jax.Array]]:
-    """Sum over critics of TD loss + CQL penalty, with the Cal-QL step on policy actions."""
+    critic_params, state: AgentState, batch: Transitions, target: jax.Array, keys, encode: Encode = _unencoded
+) -> tuple[jax.Array, tuple[Metrics, jax.Array, jax.Array]]:
+    """Sum over critics of TD loss + CQL penalty, with the Cal-QL step on policy actions; also
+    returns the encoded observations (the policy's input)."""
     cfg = state.config
+    batch = batch._replace(observations=encode(critic_params, batch.observations))
     batch_size, action_dim = batch.actions.shape
     k = cfg.num_sampled_actions
     random_actions = jax.random.uniform(keys[0], (batch_size, k, action_dim), minval=-1.0, maxval=1.0)
@@ -87,7 +100,7 @@ def _critic_loss(
         "critic/bound_rate": bound_rate,
         "critic/target": target.mean(),
     }
-    return jnp.sum(td + penalty), (metrics, jax.lax.stop_gradient(gap))
+    return jnp.sum(td + penalty), (metrics, jax.lax.stop_gradient(gap), batch.observations)
 
 
 def _actor_loss(actor_params, state: AgentState, observations: jax.Array, key: jax.Array):
@@ -105,14 +118,22 @@ def update_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metr
         return iql_update_step(state, batch)
     if isinstance(state, RLPDAgentState):
         return rlpd_update_step(state, batch)
+    if isinstance(state, PixelAgentState):
+        return pixel_update_step(state, batch)
+    return _calql_step(state, batch)
+
+
+def _calql_step(state: AgentState, batch: Transitions, encode: Encode = _unencoded) -> tuple[AgentState, Metrics]:
+    """Cal-QL / CQL's step on observations the critic loss passes through `encode` (the critics'
+    parameters' encoder, if any); the targets keep the parts of the critics they hold."""
     cfg = state.config
     rng, target_key, actor_key, *cql_keys = jax.random.split(state.rng, 6)
     target = _td_target(state, batch, target_key)
-    (critic_loss, (critic_metrics, gap)), critic_grads = jax.value_and_grad(_critic_loss, has_aux=True)(
-        state.critic.params, state, batch, target, cql_keys
+    (critic_loss, (critic_metrics, gap, features)), critic_grads = jax.value_and_grad(_critic_loss, has_aux=True)(
+        state.critic.params, state, batch, target, cql_keys, encode
     )
     (actor_loss, log_pis), actor_grads = jax.value_and_grad(_actor_loss, has_aux=True)(
-        state.actor.params, state, batch.observations, actor_key
+        state.actor.params, state, jax.lax.stop_gradient(features), actor_key
     )
     temperature_loss, temperature_grad = jax.value_and_grad(
         lambda p: losses.temperature_loss(p["value"], log_pis, state.target_entropy)
@@ -124,7 +145,9 @@ def update_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metr
     new_state = state.replace(
         actor=state.actor.apply_gradients(grads=actor_grads),
         critic=critic,
-        target_critic_params=optax.incremental_update(critic.params, state.target_critic_params, cfg.tau),
+        target_critic_params=optax.incremental_update(
+            {part: critic.params[part] for part in state.target_critic_params}, state.target_critic_params, cfg.tau
+        ),
         log_temperature=state.log_temperature.apply_gradients(grads=temperature_grad),
         log_lagrange=state.log_lagrange.apply_gradients(grads=lagrange_grad)
         if cfg.cql_lagrange
@@ -143,6 +166,32 @@ def update_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metr
         metrics["critic/cql_multiplier"] = losses.lagrange_multiplier(state.log_lagrange.params["value"])
         metrics["critic/lagrange_loss"] = lagrange_loss
     return new_state, metrics
+
+
+def pixel_update_step(state: PixelAgentState, batch: Transitions) -> tuple[AgentState, Metrics]:
+    """Cal-QL / CQL's step on images (docs/algorithm.md section 10): s and s' randomly shifted
+    (--agent.augment), s encoded inside the critic loss (so the encoder learns from it), s' encoded
+    once without gradient for the policy and the target critics; the same losses on the features.
+    Then the actor's encoder copy is refreshed."""
+    cfg = state.config
+    networks = pixel_networks(cfg, state.action_dim)
+    shift_key, rng = jax.random.split(state.rng)
+    observations, next_observations = batch.observations, batch.next_observations
+    if cfg.augment:
+        observations, next_observations = shifted_pair(shift_key, observations, next_observations, cfg.shift_pad)
+    next_features = jax.lax.stop_gradient(networks.encode(state.critic.params["encoder"], next_observations))
+    features_view = state.replace(
+        actor=state.actor.replace(apply_fn=networks.policy_heads),
+        critic=state.critic.replace(apply_fn=networks.critic_heads),
+        rng=rng,
+    )
+    new_view, metrics = _calql_step(
+        features_view,
+        batch._replace(observations=observations, next_observations=next_features),
+        lambda params, images: networks.encode(params["encoder"], images),
+    )
+    actor = with_encoder_copy(new_view.actor.replace(apply_fn=networks.actor), new_view.critic.params)
+    return new_view.replace(actor=actor, critic=new_view.critic.replace(apply_fn=networks.critic)), metrics
 
 
 def _skip_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metrics]:

@@ -122,6 +122,13 @@ def describe(data: dict[str, np.ndarray], task: registry.Task) -> dict[str, floa
     return stats
 
 
+def _shapes_in_words(observations: np.ndarray, actions: np.ndarray) -> str:
+    """'4 / 2 floats' for vectors; '32x32x3 uint8 images / 2 floats' for pixel data (shape and dtype)."""
+    if observations.ndim == 2:
+        return f"{observations.shape[1]} / {actions.shape[1]} floats"
+    return f"{'x'.join(map(str, observations.shape[1:]))} {observations.dtype} images / {actions.shape[1]} floats"
+
+
 def info_command(source: str, task_name: str | None, size: int | None, seed: int, no_filter: bool) -> int:
     task, spec = _resolve(source, task_name)
     bound = bind(task, spec, filter_dataset=False if no_filter else None)
@@ -133,7 +140,7 @@ def info_command(source: str, task_name: str | None, size: int | None, seed: int
     print(f"{source}  (task {task.name}, loaded in {seconds:.2f} s)")
     for key, value in describe(data, task).items():
         print(f"  {key:<34} {value:,.4g}" if isinstance(value, float) else f"  {key:<34} {value:,}")
-    print(f"  {'observations / actions':<34} {data['observations'].shape[1]} / {data['actions'].shape[1]} floats")
+    print(f"  {'observations / actions':<34} {_shapes_in_words(data['observations'], data['actions'])}")
     print(
         f"  {'environment':<34} matches {env_id}: observations {env.observation_space.shape}, "
         f"actions {env.action_space.shape} in [{env.action_space.low.min():g}, {env.action_space.high.max():g}]"

@@ -23,7 +23,7 @@ from typing import Literal
 import gymnasium as gym
 import numpy as np
 
-from calql.data.observations import flatten_observation
+from calql.data.observations import flatten_observation, is_image_space
 from calql.errors import CalqlError
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
@@ -279,8 +279,8 @@ def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.nd
 def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> dict[str, np.ndarray]:
     """Reject data that does not fit `env` (shapes, bounds, NaN/inf, empty).
 
-    Returns the six fields as float32 / bool (actions clipped to the bounds when only float noise
-    lies outside) and any other keys (infos/<key>) unchanged.
+    Returns the six fields as float32 / bool (uint8 image observations as they are; actions clipped
+    to the bounds when only float noise lies outside) and any other keys (infos/<key>) unchanged.
     """
     missing = [field for field in FIELDS if field not in data]
     if missing:
@@ -288,7 +288,7 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
     n = len(data["rewards"])
     if n == 0:
         raise DatasetError(f"{name}: the dataset is empty (0 transitions); use a dataset with data in it")
-    obs_shape, act_shape = env.observation_space.shape or (), env.action_space.shape or ()
+    obs_shape, act_shape = _stored_observation_shape(env), env.action_space.shape or ()
     for field, shape in (("observations", obs_shape), ("next_observations", obs_shape), ("actions", act_shape)):
         if tuple(data[field].shape[1:]) != tuple(shape) or len(data[field]) != n:
             raise DatasetError(
@@ -297,7 +297,10 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
                 "task's environment (check --task)"
             )
     out = {}
-    for field in ("observations", "actions", "rewards", "next_observations"):
+    images = is_image_space(env.observation_space)
+    if images:
+        out.update(_checked_images(data, name))
+    for field in ("actions", "rewards") if images else ("observations", "actions", "rewards", "next_observations"):
         values = np.asarray(data[field], np.float32)
         bad = ~np.isfinite(values)
         if bad.any():
@@ -313,6 +316,26 @@ def check_transitions(data: dict[str, np.ndarray], env: gym.Env, name: str) -> d
     out["terminals"] = np.asarray(data["terminals"], bool).reshape(n)
     out["timeouts"] = np.asarray(data["timeouts"], bool).reshape(n)
     return {**data, **out}  # extra keys (infos/<key>) pass through for the task's relabelling
+
+
+def _stored_observation_shape(env: gym.Env) -> tuple[int, ...]:
+    """The shape of one stored observation: one frame where the environment stacks several
+    (calql.envs.common.StackFrames; datasets hold single frames), else its observations'."""
+    try:
+        return tuple(env.get_wrapper_attr("frame_shape"))
+    except AttributeError:
+        return tuple(env.observation_space.shape or ())
+
+
+def _checked_images(data: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """Image observations as they are: uint8 only (a float copy of every frame is never made)."""
+    for field in ("observations", "next_observations"):
+        if np.asarray(data[field][:0]).dtype != np.uint8:
+            raise DatasetError(
+                f"{name}: field {field!r} holds {np.asarray(data[field][:0]).dtype} images but the environment's "
+                "are uint8 (0-255); store the frames as uint8"
+            )
+    return {field: np.asarray(data[field]) for field in ("observations", "next_observations")}
 
 
 def _checked_actions(actions: np.ndarray, space: gym.spaces.Box, name: str) -> np.ndarray:

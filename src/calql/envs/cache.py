@@ -67,6 +67,8 @@ def write_minari(dataset_id: str, data: dict[str, np.ndarray], env: gym.Env, alg
                 author="calql",
                 description=description,
                 data_format="hdf5",
+                jpeg_encoding=False,  # Minari JPEG-encodes image observations by default: lossy, so the
+                # cache would not hold the frames the generator made (a first run and later ones would differ)
             )
     except BaseException as err:
         if not _refused_existing(err):

@@ -7,6 +7,7 @@ dataset readers use, so data and environment can never disagree.
 
 from __future__ import annotations
 
+import collections
 import pathlib
 import warnings
 from collections.abc import Callable
@@ -54,6 +55,30 @@ class MapObservation(gym.ObservationWrapper):
 
     def observation(self, observation):
         return np.asarray(self._fn(observation), dtype=np.float32)
+
+
+class StackFrames(gym.Wrapper):
+    """uint8 (H, W, C) frames -> (H, W, count * C): the last `count` frames along the channel axis,
+    oldest first, the episode's first frame repeated before its start. The rule by which
+    calql.data.frames reads datasets of single frames, so data and environment agree."""
+
+    def __init__(self, env: gym.Env, count: int):
+        super().__init__(env)
+        self.frame_shape = cast(tuple[int, ...], env.observation_space.shape)
+        self.frames_per_observation = count
+        height, width, channels = self.frame_shape
+        self.observation_space = spaces.Box(0, 255, (height, width, channels * count), np.uint8)
+        self._frames: collections.deque = collections.deque(maxlen=count)
+
+    def reset(self, **kwargs):
+        frame, info = self.env.reset(**kwargs)
+        self._frames.extend([frame] * cast(int, self._frames.maxlen))
+        return np.concatenate(self._frames, axis=-1), info
+
+    def step(self, action):
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        self._frames.append(frame)
+        return np.concatenate(self._frames, axis=-1), reward, terminated, truncated, info
 
 
 def flat_width(space: gym.Space) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from calql.config import TrainConfig, preset_config
 from calql.data.returns import ReturnRule
 from calql.data.sources import parse_source
-from calql.envs import adroit, antmaze, kitchen, manipulation, pointmaze
+from calql.envs import adroit, antmaze, kitchen, manipulation, pixelmaze, pointmaze
 from calql.envs.binding import load_source
 from calql.errors import CalqlError
 
@@ -77,6 +77,9 @@ class Task:
     score_reward_info: str = ""
     """If set, the normalized score is computed from the sum of info[score_reward_info] (the
     dense reward) instead of the task's reward (Adroit binary)."""
+    frame_stack: int = 1
+    """Pixel tasks: observations are stacks of this many frames (calql.envs.common.StackFrames);
+    the data holds single frames, stacked by index when loaded (calql.data.frames)."""
     infinite_return_tail: bool = False
     """Monte-Carlo returns continue after a trajectory's last step as if its last reward were
     received forever: G_last = r_last + gamma (1 - d_last) r_last / (1 - gamma) (the authors'
@@ -138,6 +141,39 @@ def _pointmaze_narrow_task(maze: str) -> Task:
         f"reward, narrow data: {pointmaze.NARROW_DEMOS} noisy demonstrations to the goal + "
         f"{pointmaze.NARROW_FAILURES} failed attempts (built in; --dataset-size is not used)",
         load_dataset=lambda size, seed: pointmaze.load_or_generate_narrow(maze, seed),
+    )
+
+
+def _pixel_pointmaze_narrow_task(maze: str) -> Task:
+    """The narrow task seen through top-down images (calql.envs.pixelmaze): control from pixels."""
+    make_env = functools.partial(pixelmaze.make_env, maze)
+    size = pixelmaze.IMAGE_SIZE
+    return dataclasses.replace(
+        _pointmaze_narrow_task(maze),
+        name=f"pointmaze-{maze}-narrow-pixels",
+        preset="vision",
+        description=f"pointmaze-{maze}-narrow observed through {size}x{size}x3 uint8 top-down images drawn "
+        "from the maze's geometry (walls and goal red, ball green, ball a moment ago blue); the same "
+        "narrow data, each state drawn (built in; --dataset-size is not used)",
+        make_env=make_env,
+        load_dataset=lambda size, seed: pixelmaze.load_or_generate_narrow(maze, seed),
+        formats=MappingProxyType({"minari": DataFormat(make_env)}),
+    )
+
+
+def _stacked_pixel_pointmaze_narrow_task(maze: str) -> Task:
+    """The pixel task without the velocity trail, observations the last few frames instead."""
+    make_env = functools.partial(pixelmaze.make_stacked_env, maze)
+    size, stack = pixelmaze.IMAGE_SIZE, pixelmaze.STACK
+    return dataclasses.replace(
+        _pixel_pointmaze_narrow_task(maze),
+        name=f"pointmaze-{maze}-narrow-pixels-stacked",
+        description=f"pointmaze-{maze}-narrow-pixels without the blue trail, each observation the last {stack} "
+        f"{size}x{size}x3 frames ({size}x{size}x{3 * stack} uint8; the data holds single frames, stacked by index)",
+        make_env=make_env,
+        load_dataset=lambda size, seed: pixelmaze.load_or_generate_narrow(maze, seed, trail=False),
+        formats=MappingProxyType({"minari": DataFormat(make_env)}),
+        frame_stack=stack,
     )
 
 
@@ -272,6 +308,7 @@ def _manipulation_task(domain: str) -> Task:
 def _all_tasks() -> dict[str, Task]:
     tasks = [_pointmaze_task(maze) for maze in pointmaze.MAZES]
     tasks += [_pointmaze_narrow_task(maze) for maze in pointmaze.MAZES]
+    tasks += [_pixel_pointmaze_narrow_task("umaze"), _stacked_pixel_pointmaze_narrow_task("umaze")]
     tasks += [_antmaze_task(dataset) for dataset in antmaze.DATASETS]
     tasks += [_adroit_task(hand) for hand in adroit.HANDS]
     tasks += [_kitchen_task(variant) for variant in kitchen.TASKS]

@@ -27,7 +27,6 @@ import orbax.checkpoint as ocp
 
 from calql.agent.state import AgentState
 from calql.config import TrainConfig, config_from_dict, differences, unread_options
-from calql.data.transitions import Transitions
 from calql.envs.common import env_stack
 from calql.errors import CalqlError, storage_error
 from calql.rundir import CHECKPOINT_FOLDER
@@ -162,7 +161,7 @@ def save_run(run: Run) -> None:
         buffer = run.buffer
         arrays = {"size": np.asarray(0 if buffer is None else buffer.size)}
         if buffer is not None and buffer.size:
-            arrays.update({name: field[: buffer.size] for name, field in zip(Transitions._fields, buffer.data)})
+            arrays.update(buffer.arrays())
         meta = {
             "config": config_fingerprint(dataclasses.asdict(run.config)),
             "counters": dataclasses.asdict(run.counters),
@@ -204,7 +203,7 @@ def restore_run(run: Run, restored: tuple[AgentState, dict, dict]) -> None:
         assert run.env is not None and run.buffer is not None  # start_online made them
         set_env_rng_states(run.env, meta["env_rng"])
         if int(arrays["size"]):
-            run.buffer.add(Transitions(*(np.asarray(arrays[name]) for name in Transitions._fields)))
+            run.buffer.restore(arrays)
 
 
 def check_resume_options(config: TrainConfig) -> None:

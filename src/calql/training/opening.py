@@ -17,6 +17,7 @@ from rich.console import Console
 
 from calql.agent.state import new_agent
 from calql.config import ConfigError, TrainConfig
+from calql.data.frames import agent_input, is_image
 from calql.data.replay import gather
 from calql.envs.binding import bind
 from calql.envs.tasks import Task, get_task
@@ -39,7 +40,8 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     with Timer(timers, "dataset"):
         offline, ends = load_offline_data(task, config)
     agent_key, act_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    state = new_agent(config.algo, agent_key, offline.observations.shape[1], offline.actions.shape[1], config.agent)
+    _check_pixel_options(config, offline)
+    state = new_agent(config.algo, agent_key, agent_input(offline.observations), offline.actions.shape[1], config.agent)
     calibration_rows = _calibration_rows(config.seed, offline.size)
     eval_env = _eval_env(task, config.seed)
     run_dir = _run_dir(config)
@@ -75,6 +77,18 @@ def open_run(config: TrainConfig, console: Console, report: Callable[[dict], Non
     if config.agent.cql_lagrange:
         run.lagrange_watch = LagrangeWatch(config.agent.cql_target_action_gap, warned=bool(run.counters.warnings))
     return run
+
+
+def _check_pixel_options(config: TrainConfig, offline) -> None:
+    """Image observations train Cal-QL and CQL with Monte-Carlo references only (docs/algorithm.md section 10)."""
+    if not is_image(offline.observations):
+        return
+    if config.algo not in ("calql", "cql"):
+        raise ConfigError(f"--algo {config.algo}: task {config.task} has image observations; use --algo calql or cql")
+    if config.reference != "mc":
+        raise ConfigError(
+            f"--reference {config.reference}: task {config.task} has image observations; use --reference mc"
+        )
 
 
 def _calibration_rows(seed: int, size: int) -> np.ndarray:

@@ -181,6 +181,7 @@ def collect_episode(run: Run) -> tuple[int, bool]:
         episode.next_observations,
         episode.terminated,
         task.return_rule(run.config.agent.discount),
+        stack=task.frame_stack,
     )
     buffer.add(transitions)
     run.counters.online_successes.append(episode.success)

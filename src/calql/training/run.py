@@ -18,7 +18,7 @@ from rich.console import Console
 
 from calql.agent.state import AgentState
 from calql.config import TrainConfig
-from calql.data.replay import OnlineBuffer, offline_transitions
+from calql.data.replay import FrameBuffer, OnlineBuffer, new_buffer, offline_transitions
 from calql.data.returns import trajectory_ends, transform_rewards
 from calql.data.transitions import Transitions
 from calql.envs.tasks import Task
@@ -61,7 +61,7 @@ class Run:
     checkpoints: object
     counters: Counters = dataclasses.field(default_factory=Counters)
     env: gym.Env | None = None
-    buffer: OnlineBuffer | None = None
+    buffer: OnlineBuffer | FrameBuffer | None = None
     timers: dict[str, float] = dataclasses.field(default_factory=lambda: defaultdict(float))
     lagrange_watch: LagrangeWatch | None = None
     started: float = dataclasses.field(default_factory=time.perf_counter)
@@ -119,6 +119,7 @@ def load_offline_data(task: Task, config: TrainConfig) -> tuple[Transitions, np.
         raw["timeouts"],
         task.return_rule(config.agent.discount),
         ends,
+        stack=task.frame_stack,
     )
     return offline, ends
 
@@ -132,7 +133,7 @@ def start_online(run: Run) -> None:
     env.reset(seed=cfg.seed)
     # Every task's environment has a time limit, so the last episode always fits.
     capacity = cfg.online_steps + cast(int, cast(EnvSpec, env.spec).max_episode_steps)
-    run.buffer = OnlineBuffer(capacity, run.offline.observations.shape[1], run.offline.actions.shape[1])
+    run.buffer = new_buffer(capacity, run.offline)
 
 
 def matmul_precision(config: TrainConfig) -> contextlib.AbstractContextManager:
