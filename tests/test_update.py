@@ -112,7 +112,7 @@ def _critic_metrics(calibrate: bool, mc_return: float):
     state = create_agent(jax.random.PRNGKey(0), OBS, ACT, TINY, calibrate=calibrate)
     batch = first(random_batches(5, 1), 0)._replace(reference=np.full(8, mc_return, np.float32))
     keys = list(jax.random.split(jax.random.PRNGKey(2), 3))
-    loss, (metrics, _) = _critic_loss(state.critic.params, state, batch, jnp.zeros(8), keys)
+    loss, (metrics, *_) = _critic_loss(state.critic.params, state, batch, jnp.zeros(8), keys)
     return float(loss), {k: float(v) for k, v in metrics.items()}
 
 
