@@ -30,8 +30,6 @@ def readme_run(tmp_path_factory):
     """The README example's variables after running it in a fresh folder (runs/ goes there)."""
     namespace: dict = {}
     with pytest.MonkeyPatch.context() as patch:
-        # Module scope runs before conftest's per-test fixture: set the same dataset folder here.
-        patch.setenv("MINARI_DATASETS_PATH", str(tmp_path_factory.getbasetemp() / "minari"))
         patch.chdir(tmp_path_factory.mktemp("readme"))
         exec(compile(readme_example(), str(README), "exec"), namespace)
         namespace["cwd"] = Path.cwd()

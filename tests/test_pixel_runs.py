@@ -84,11 +84,6 @@ def test_checkpoints_keep_the_frame_buffer_as_uint8_frames(uninterrupted):
     assert "observations" not in arrays  # no float copy of the frames
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (issue 16): a pixel run resumed after SIGKILL ends with other actor parameters than the "
-    "uninterrupted run (2 of 2 tries on 2026-12-02); vector runs resume exactly (tests/test_seeds.py)",
-)
 def test_a_sigkilled_pixel_run_resumes_to_the_same_metrics_and_parameters(uninterrupted, tmp_path):
     command = [sys.executable, "-m", "calql.cli", "train", *TINY, "--run-dir", str(tmp_path)]
     process = subprocess.Popen(command, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
