@@ -100,9 +100,22 @@ def _make_visual(env_id: str, task: str, **kwargs) -> gym.Env:
     return ClosesRenderer(manipulation.make_ogbench(env_id, **kwargs))
 
 
-def make_env(name: str, seed: int | None = None) -> gym.Env:
-    """The visual single-task environment (OGBench's default task): (64, 64, 3) uint8 observations."""
-    return seeded(_make_visual(visual_env_id(name), f"visual-{name}"), seed)
+def make_env(name: str, seed: int | None = None, max_episode_steps: int | None = None) -> gym.Env:
+    """The visual single-task environment (OGBench's default task): (64, 64, 3) uint8 observations.
+    max_episode_steps: a shorter time limit than OGBench's (tests: every step renders a frame)."""
+    limit = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    return seeded(_make_visual(visual_env_id(name), f"visual-{name}", **limit), seed)
+
+
+def make_play_env(name: str, episode_length: int = EPISODE_LENGTH) -> gym.Env:
+    """OGBench's visual data-collection environment of the domain (random sub-tasks, no task end)."""
+    return _make_visual(
+        f"visual-{manipulation.domain_spec(name).env_type}-v0",
+        f"visual-{name}",
+        terminate_at_goal=False,
+        mode="data_collection",
+        max_episode_steps=episode_length + 1,
+    )
 
 
 def generate_dataset(
@@ -110,15 +123,9 @@ def generate_dataset(
 ) -> dict[str, np.ndarray]:
     """calql.envs.manipulation's noisy oracle play data with the visual environment's frames as
     observations (uint8), relabelled for the fixed task."""
-    spec = manipulation.domain_spec(name)
-    env = _make_visual(
-        f"visual-{spec.env_type}-v0",
-        f"visual-{name}",
-        terminate_at_goal=False,
-        mode="data_collection",
-        max_episode_steps=episode_length + 1,
-    )
+    env = make_play_env(name, episode_length)
     try:
+        spec = manipulation.domain_spec(name)
         episodes = manipulation.play_episodes(env, spec, num_transitions, seed, episode_length, report)
     finally:
         env.close()
