@@ -167,9 +167,10 @@ class TrainConfig:
     the other, fewer and larger policy calls. Off by default: the committed experiments evaluated one
     episode after another, and a batched call can differ from a single one in float32's last bits."""
     dataset: str = ""
-    """Offline data: '' = the task's default (generated for pointmaze-*, cube-single, scene, puzzle-3x3;
-    its Minari id D4RL/... otherwise), 'builtin', a local Minari id (under MINARI_DATASETS_PATH, never
-    downloaded), or a path to a D4RL-layout .hdf5 file."""
+    """Offline data: '' = the task's default (generated for pointmaze-*, cube-single, scene, puzzle-3x3 and
+    their visual-* variants; its Minari id D4RL/... otherwise), 'builtin', a local Minari id (under
+    MINARI_DATASETS_PATH, never downloaded), a path to a D4RL-layout .hdf5 file, AWAC .npy files or an
+    OGBench .npz file."""
     filter_dataset: bool | None = None
     """Adroit binary: the authors' filtering (drop trajectories that never succeed, cut after the last
     success, success steps terminal); None = the task's default (on for *-binary)."""
@@ -294,6 +295,7 @@ _VISUAL_MANIPULATION = dataclasses.replace(
     offline_steps=5_000,
     online_steps=10_000,
     eval_every=2_000,
+    start_evals=0,  # no dense evaluations early in fine-tuning: each episode renders up to 200 frames
     offline_eval_every=5_000,
     eval_episodes=5,
 )

@@ -245,16 +245,27 @@ def read_d4rl(path: str | Path, info_keys: tuple[str, ...] = ()) -> dict[str, np
     return _d4rl_transitions(raw, path)
 
 
-def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
-    n = len(raw["rewards"])
+def _common_rows(raw: dict[str, np.ndarray], reference: str, unit: str, path: Path) -> int:
+    """The number of rows every array of a file has (that of `reference`); DatasetError naming the
+    first array with another number, or the file if it has none."""
+    rows = _rows(raw[reference])
     for key, values in raw.items():
-        if len(values) != n:
+        if _rows(values) != rows:
             raise DatasetError(
-                f"{path}: field {key!r} has {len(values)} rows but rewards has {n}; "
-                "every dataset in the file must have one row per transition"
+                f"{path}: field {key!r} has {_rows(values)} rows but {reference} has {rows}; "
+                f"every array in the file must have one row per {unit}"
             )
-    if n == 0:
-        raise DatasetError(f"{path}: the dataset is empty (0 transitions); use a file with data in it")
+    if rows == 0:
+        raise DatasetError(f"{path}: the dataset is empty (0 {unit}s); use a file with data in it")
+    return rows
+
+
+def _rows(values: np.ndarray) -> int:
+    return values.shape[0] if np.ndim(values) else 1
+
+
+def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    n = _common_rows(raw, "rewards", "transition", path)
     data = {
         "observations": raw["observations"].reshape(n, -1),
         "actions": raw["actions"].reshape(n, -1),
@@ -291,16 +302,9 @@ def read_ogbench(path: str | Path, info_keys: tuple[str, ...] = ()) -> dict[str,
     terminals of a task come from relabelling (the task's `DataFormat.reward_labels`).
     Image observations stay as stored (uint8): the frames are indexed, never converted to floats.
     """
-    raw = _read_npz(Path(path).expanduser(), info_keys)
-    rows = _rows(raw["observations"])
-    for key, values in raw.items():
-        if _rows(values) != rows:
-            raise DatasetError(
-                f"{path}: field {key!r} has {_rows(values)} rows but observations has {rows}; "
-                "every array in the file must have one row per state"
-            )
-    if rows == 0:
-        raise DatasetError(f"{path}: the dataset is empty (0 states); use a file with data in it")
+    path = Path(path).expanduser()
+    raw = _read_npz(path, info_keys)
+    rows = _common_rows(raw, "observations", "state", path)
     observations = raw["observations"]
     if observations.ndim == 4 and observations.dtype != np.uint8:
         raise DatasetError(
@@ -323,10 +327,6 @@ def read_ogbench(path: str | Path, info_keys: tuple[str, ...] = ()) -> dict[str,
     }
     data.update({f"infos/{key}": raw[key][steps] for key in info_keys})
     return data
-
-
-def _rows(values: np.ndarray) -> int:
-    return values.shape[0] if values.ndim else 1
 
 
 def _read_npz(path: Path, info_keys: tuple[str, ...]) -> dict[str, np.ndarray]:

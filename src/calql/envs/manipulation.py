@@ -20,6 +20,7 @@ import dataclasses
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any, cast
 
 import gymnasium as gym
@@ -248,17 +249,31 @@ def dataset_id(name: str, num_transitions: int, seed: int) -> str:
 
 def load_or_generate(name: str, num_transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`generate_dataset(name, num_transitions, seed)`, cached as a local Minari dataset."""
-    domain_spec(name)
-    description = (
-        f"calql noisy oracle play data on OGBench {domain_spec(name).env_type}-v0 (Markov oracles, "
-        f"action noise xi ~ U[0, {ACTION_NOISE}] per episode), rewards and terminals for "
-        f"{task_env_id(name)}"
-    )
-    return cache.load_or_generate(
+    return cached_play_data(
         dataset_id(name, num_transitions, seed),
         num_transitions,
         lambda: generate_dataset(name, num_transitions, seed, report=True),
         lambda: make_env(name),
-        "OGBench Markov oracles with noise",
-        description,
+        f"{domain_spec(name).env_type}-v0",
+        task_env_id(name),
+    )
+
+
+def cached_play_data(
+    dataset_id: str,
+    num_transitions: int,
+    generate: Callable[[], dict[str, np.ndarray]],
+    make_env: Callable[[], gym.Env],
+    play_env_id: str,
+    task_id: str,
+    details: str = "",
+) -> dict[str, np.ndarray]:
+    """Oracle play data `generate()`d in OGBench's `play_env_id` for the task `task_id`, cached as
+    the local Minari dataset `dataset_id` (calql.envs.cache); `details` adds to its description."""
+    description = (
+        f"calql noisy oracle play data on OGBench {play_env_id} (Markov oracles, action noise "
+        f"xi ~ U[0, {ACTION_NOISE}] per episode{details}), rewards and terminals for {task_id}"
+    )
+    return cache.load_or_generate(
+        dataset_id, num_transitions, generate, make_env, "OGBench Markov oracles with noise", description
     )

@@ -23,7 +23,7 @@ import weakref
 import gymnasium as gym
 import numpy as np
 
-from calql.envs import cache, manipulation
+from calql.envs import manipulation
 from calql.envs.common import seeded
 from calql.errors import CalqlError
 
@@ -139,17 +139,12 @@ def dataset_id(name: str, num_transitions: int, seed: int) -> str:
 
 def load_or_generate(name: str, num_transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`generate_dataset(name, num_transitions, seed)`, cached as a local Minari dataset of uint8 frames."""
-    spec = manipulation.domain_spec(name)
-    description = (
-        f"calql noisy oracle play data on OGBench visual-{spec.env_type}-v0 ({EPISODE_LENGTH}-step episodes, "
-        f"action noise xi ~ U[0, {manipulation.ACTION_NOISE}] per episode), observations "
-        f"{IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 frames, rewards and terminals for {visual_env_id(name)}"
-    )
-    return cache.load_or_generate(
+    return manipulation.cached_play_data(
         dataset_id(name, num_transitions, seed),
         num_transitions,
         lambda: generate_dataset(name, num_transitions, seed, report=True),
         lambda: make_env(name),
-        "OGBench Markov oracles with noise",
-        description,
+        f"visual-{manipulation.domain_spec(name).env_type}-v0",
+        visual_env_id(name),
+        f", {EPISODE_LENGTH}-step episodes, observations {IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 frames",
     )
