@@ -1,10 +1,14 @@
 """The `calql` command line: dispatch to calql.commands.<module>.main.
 
 Only the chosen command's module is imported: `calql eval --video` must set MUJOCO_GL before
-the first MuJoCo import, and `--help` stays fast.
+the first MuJoCo import, and `--help` stays fast. For the same reason a command line that names a
+visual task (`visual-*`: a task, its dataset file or its run directory) gets MUJOCO_GL=egl here,
+when it is unset and an EGL library is installed (those tasks render every observation offscreen).
 """
 
+import ctypes.util
 import importlib
+import os
 import sys
 
 from calql.errors import CalqlError
@@ -35,8 +39,17 @@ class UsageError(CalqlError):
     """A command-line mistake caught before a command parses its options."""
 
 
+def default_rendering_backend(args: list[str]) -> None:
+    """MUJOCO_GL=egl for a command line that names a visual task, unless MUJOCO_GL is set or no EGL
+    library is installed (MuJoCo would then fail to import; the task reports the fix instead)."""
+    names_visual_task = any("visual-" in arg for arg in args)
+    if names_visual_task and "MUJOCO_GL" not in os.environ and ctypes.util.find_library("EGL"):
+        os.environ["MUJOCO_GL"] = "egl"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    default_rendering_backend(args)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if args else 2

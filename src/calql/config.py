@@ -167,9 +167,10 @@ class TrainConfig:
     the other, fewer and larger policy calls. Off by default: the committed experiments evaluated one
     episode after another, and a batched call can differ from a single one in float32's last bits."""
     dataset: str = ""
-    """Offline data: '' = the task's default (generated for pointmaze-*, cube-single, scene, puzzle-3x3;
-    its Minari id D4RL/... otherwise), 'builtin', a local Minari id (under MINARI_DATASETS_PATH, never
-    downloaded), or a path to a D4RL-layout .hdf5 file."""
+    """Offline data: '' = the task's default (generated for pointmaze-*, cube-single, scene, puzzle-3x3 and
+    their visual-* variants; its Minari id D4RL/... otherwise), 'builtin', a local Minari id (under
+    MINARI_DATASETS_PATH, never downloaded), a path to a D4RL-layout .hdf5 file, AWAC .npy files or an
+    OGBench .npz file."""
     filter_dataset: bool | None = None
     """Adroit binary: the authors' filtering (drop trajectories that never succeed, cut after the last
     success, success steps terminal); None = the task's default (on for *-binary)."""
@@ -265,6 +266,39 @@ _VISION = dataclasses.replace(
     offline_steps=5_000,
     offline_eval_every=1_000,
 )
+# OGBench manipulation with locally generated oracle data (~250 steps/s to generate here, so
+# a smaller default dataset); otherwise AntMaze's sparse-reward settings.
+_MANIPULATION = _preset(
+    AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8, iql_temperature=10.0),
+    offline_steps=1_000_000,
+    online_steps=1_000_000,
+    mixing_ratio=0.5,
+    dataset_size=100_000,
+)
+# OGBench's visual manipulation (visual-cube-single, ...; docs/algorithm.md section 10): the
+# manipulation critic settings on the vision preset's encoder and heads, with a shift of 4 pixels
+# at 64 (DrQ's 4 of 84, about 5%). Every frame is rendered by MuJoCo offscreen, a few frames/s on
+# CPUs (section 10): a small generated dataset (2k transitions) and budgets sized for that.
+_VISUAL_MANIPULATION = dataclasses.replace(
+    _MANIPULATION,
+    agent=dataclasses.replace(
+        _MANIPULATION.agent,
+        critic_hidden_dims=_VISION.agent.critic_hidden_dims,
+        policy_hidden_dims=_VISION.agent.policy_hidden_dims,
+        encoder_channels=_VISION.agent.encoder_channels,
+        encoder_strides=_VISION.agent.encoder_strides,
+        encoder_features=_VISION.agent.encoder_features,
+        augment=True,
+        shift_pad=4,
+    ),
+    dataset_size=2_000,
+    offline_steps=5_000,
+    online_steps=10_000,
+    eval_every=2_000,
+    start_evals=0,  # no dense evaluations early in fine-tuning: each episode renders up to 200 frames
+    offline_eval_every=5_000,
+    eval_episodes=5,
+)
 PRESETS: dict[str, TrainConfig] = {
     "antmaze": _preset(
         AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8),
@@ -311,18 +345,11 @@ PRESETS: dict[str, TrainConfig] = {
         eval_episodes=20,
         offline_eval_every=50_000,
     ),
-    # OGBench manipulation with locally generated oracle data (~250 steps/s to generate here, so
-    # a smaller default dataset); otherwise AntMaze's sparse-reward settings.
-    "manipulation": _preset(
-        AgentConfig(cql_alpha=5.0, cql_lagrange=True, cql_target_action_gap=0.8, iql_temperature=10.0),
-        offline_steps=1_000_000,
-        online_steps=1_000_000,
-        mixing_ratio=0.5,
-        dataset_size=100_000,
-    ),
+    "manipulation": _MANIPULATION,
     "pointmaze": _POINTMAZE,
     "pointmaze-narrow": _POINTMAZE_NARROW,
     "vision": _VISION,
+    "visual-manipulation": _VISUAL_MANIPULATION,
 }
 
 

@@ -1,8 +1,8 @@
 """Offline dataset sources: local Minari datasets, D4RL-layout HDF5 files, AWAC-layout .npy files
-(Adroit), built-in generated data.
+(Adroit), OGBench's .npz files, built-in generated data.
 
-`parse_source` tells the four apart; `read_minari` / `read_d4rl` / `calql.data.awac.read_awac`
-turn a source into flat
+`parse_source` tells the five apart; `read_minari` / `read_d4rl` / `calql.data.awac.read_awac` /
+`read_ogbench` turn a source into flat
 transition arrays (observations, actions, rewards, next_observations, terminals, timeouts, plus
 any requested `infos/<key>` arrays); `check_transitions` rejects data that does not fit an
 environment. Nothing here knows the tasks: `calql.envs.binding` reads a task's source through
@@ -31,6 +31,9 @@ D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
 HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
 NPY_SUFFIX = ".npy"
 """AWAC's pickled trajectory lists; several are given as one --dataset, separated by commas."""
+NPZ_SUFFIX = ".npz"
+"""OGBench's dataset files (e.g. visual-cube-single-play-v0.npz)."""
+OGBENCH_REQUIRED = ("observations", "actions", "terminals")
 ACTION_TOLERANCE = 1e-4
 """Actions this far outside the bounds are float noise and get clipped; further out is an error."""
 
@@ -41,10 +44,10 @@ class DatasetError(CalqlError):
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """Where a dataset comes from: kind 'builtin' (generated), 'minari' (an id), 'd4rl' (a path) or
-    'awac' (one or more .npy paths, joined by commas)."""
+    """Where a dataset comes from: kind 'builtin' (generated), 'minari' (an id), 'd4rl' (a path),
+    'awac' (one or more .npy paths, joined by commas) or 'ogbench' (a .npz path)."""
 
-    kind: Literal["builtin", "minari", "d4rl", "awac"]
+    kind: Literal["builtin", "minari", "d4rl", "awac", "ogbench"]
     ref: str = ""
 
     def __str__(self) -> str:
@@ -52,9 +55,9 @@ class Source:
 
 
 def parse_source(spec: str) -> Source:
-    """'' or 'builtin' -> built-in; *.npy files separated by commas -> AWAC layout; an existing
-    file or a *.hdf5 / path-like name -> D4RL HDF5; anything else -> a Minari dataset id (e.g.
-    D4RL/antmaze/umaze-v1)."""
+    """'' or 'builtin' -> built-in; *.npy files separated by commas -> AWAC layout; a *.npz name ->
+    OGBench's layout; an existing file or a *.hdf5 / path-like name -> D4RL HDF5; anything else ->
+    a Minari dataset id (e.g. D4RL/antmaze/umaze-v1)."""
     spec = spec.strip()
     if spec in ("", "builtin"):
         return Source("builtin")
@@ -71,6 +74,8 @@ def parse_source(spec: str) -> Source:
     path = Path(spec).expanduser()
     if path.is_dir():
         raise DatasetError(_folder_given_message(spec, path))
+    if spec.lower().endswith(NPZ_SUFFIX):
+        return Source("ogbench", str(path))
     path_like = spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(HDF5_SUFFIXES)
     if path_like or path.is_file():
         return Source("d4rl", str(path))
@@ -240,16 +245,27 @@ def read_d4rl(path: str | Path, info_keys: tuple[str, ...] = ()) -> dict[str, np
     return _d4rl_transitions(raw, path)
 
 
-def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
-    n = len(raw["rewards"])
+def _common_rows(raw: dict[str, np.ndarray], reference: str, unit: str, path: Path) -> int:
+    """The number of rows every array of a file has (that of `reference`); DatasetError naming the
+    first array with another number, or the file if it has none."""
+    rows = _rows(raw[reference])
     for key, values in raw.items():
-        if len(values) != n:
+        if _rows(values) != rows:
             raise DatasetError(
-                f"{path}: field {key!r} has {len(values)} rows but rewards has {n}; "
-                "every dataset in the file must have one row per transition"
+                f"{path}: field {key!r} has {_rows(values)} rows but {reference} has {rows}; "
+                f"every array in the file must have one row per {unit}"
             )
-    if n == 0:
-        raise DatasetError(f"{path}: the dataset is empty (0 transitions); use a file with data in it")
+    if rows == 0:
+        raise DatasetError(f"{path}: the dataset is empty (0 {unit}s); use a file with data in it")
+    return rows
+
+
+def _rows(values: np.ndarray) -> int:
+    return values.shape[0] if np.ndim(values) else 1
+
+
+def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    n = _common_rows(raw, "rewards", "transition", path)
     data = {
         "observations": raw["observations"].reshape(n, -1),
         "actions": raw["actions"].reshape(n, -1),
@@ -271,6 +287,69 @@ def _d4rl_transitions(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.nd
     before = dropped[dropped > 0] - 1
     data["timeouts"][before[keep[before]]] = True
     return {key: values[keep] for key, values in data.items()}
+
+
+# ----- OGBench .npz -----
+
+
+def read_ogbench(path: str | Path, info_keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Flat transitions of an OGBench dataset file (observations, actions, terminals; the per-state
+    `info_keys`, e.g. qpos and button_states, returned as infos/<key>).
+
+    OGBench stores each trajectory's states, its final one included, one per row, with terminals = 1
+    at that final state (the end of the trajectory, not a success) and no rewards: a transition is
+    a row that is not a trajectory's last, its next observation the following row. Rewards and
+    terminals of a task come from relabelling (the task's `DataFormat.reward_labels`).
+    Image observations stay as stored (uint8): the frames are indexed, never converted to floats.
+    """
+    path = Path(path).expanduser()
+    raw = _read_npz(path, info_keys)
+    rows = _common_rows(raw, "observations", "state", path)
+    observations = raw["observations"]
+    if observations.ndim == 4 and observations.dtype != np.uint8:
+        raise DatasetError(
+            f"{path}: field 'observations' holds {observations.dtype} images; OGBench's visual datasets "
+            "store uint8 (0-255): use the original file or convert the frames to uint8"
+        )
+    ends = raw["terminals"].reshape(rows).astype(bool)
+    has_next = ~ends
+    has_next[-1] = False  # the file's last state has no next state, whether marked or not
+    steps = np.flatnonzero(has_next)
+    if len(steps) == 0:
+        raise DatasetError(f"{path}: the dataset has no transitions (every row ends a trajectory); use another file")
+    timeouts = ~has_next[steps + 1]  # the step into a trajectory's final state ends its episode
+    data = {
+        "observations": observations[steps],
+        "next_observations": observations[steps + 1],
+        "actions": raw["actions"][steps].reshape(len(steps), -1),
+        "terminals": np.zeros(len(steps), bool),
+        "timeouts": timeouts,
+    }
+    data.update({f"infos/{key}": raw[key][steps] for key in info_keys})
+    return data
+
+
+def _read_npz(path: Path, info_keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The required arrays and `info_keys` of an .npz file; DatasetError naming a missing one."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file; give the path of an OGBench .npz dataset file")
+    needed = OGBENCH_REQUIRED + tuple(info_keys)
+    try:
+        with np.load(path, allow_pickle=False) as file:
+            missing = [key for key in needed if key not in file.files]
+            if missing:
+                raise DatasetError(
+                    f"{path}: field {missing[0]!r} is missing (this task reads {', '.join(needed)} from "
+                    "OGBench's files); use an OGBench dataset file of this task's domain"
+                )
+            return {key: file[key] for key in needed}
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError) as err:
+        raise DatasetError(
+            f"{path}: not a readable .npz file ({_first_line(err)}); the file is truncated, corrupt or not "
+            "an OGBench dataset: copy or download it again"
+        ) from err
 
 
 # ----- checks -----

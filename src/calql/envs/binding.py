@@ -1,5 +1,6 @@
 """Binding a task to its offline data: `bind` returns a task whose `make_env` and `load_dataset`
-use a given source (`--dataset`: a local Minari id, a D4RL-layout HDF5 file, AWAC .npy files).
+use a given source (`--dataset`: a local Minari id, a D4RL-layout HDF5 file, AWAC .npy files,
+an OGBench .npz file).
 
 Each source is read with the generic readers of `calql.data.sources` / `calql.data.awac`, through
 the task's `DataFormat` for that layout (its environment, its info keys, its relabelling), then
@@ -24,6 +25,7 @@ from calql.data.sources import (
     parse_source,
     read_d4rl,
     read_minari,
+    read_ogbench,
 )
 from calql.envs.common import source_space
 
@@ -35,12 +37,18 @@ _KIND_WORDS = {
     "minari": ("a Minari dataset", "Minari datasets"),
     "d4rl": ("a D4RL HDF5 file", "D4RL HDF5 files"),
     "awac": ("AWAC .npy files", "AWAC .npy files (comma-separated)"),
+    "ogbench": ("an OGBench .npz file", "OGBench .npz files"),
 }
 """Each source kind in words: (one source, the kind in a list of accepted kinds)."""
 
 
 def read_source(source: Source, fmt: DataFormat, env: gym.Env) -> dict[str, np.ndarray]:
-    """Raw flat arrays of a Minari / D4RL / AWAC source, read for `fmt` (its info keys, its env's space)."""
+    """Raw flat arrays of a Minari / D4RL / AWAC / OGBench source, read for `fmt` (its info keys, its
+    env's space; OGBench's files, which hold no rewards, labelled by its `reward_labels`)."""
+    if source.kind == "ogbench":
+        if fmt.reward_labels is None:
+            raise DatasetError(f"--dataset {source}: {env_name(env)} has no rewards for OGBench's files")
+        return fmt.reward_labels(read_ogbench(source.ref, fmt.info_keys), str(source))
     if source.kind == "minari":
         return read_minari(source.ref, source_space(env), fmt.info_keys)
     if source.kind == "awac":
@@ -84,7 +92,7 @@ def format_for(task: Task, source: Source) -> DataFormat:
 
 
 def _kind_names(task: Task) -> list[str]:
-    names = [_KIND_WORDS[kind][1] for kind in ("minari", "d4rl", "awac") if kind in task.formats]
+    names = [_KIND_WORDS[kind][1] for kind in ("minari", "d4rl", "awac", "ogbench") if kind in task.formats]
     return (["'builtin'"] if task.builtin else []) + names
 
 

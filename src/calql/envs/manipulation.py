@@ -20,6 +20,7 @@ import dataclasses
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any, cast
 
 import gymnasium as gym
@@ -63,7 +64,7 @@ MIN_NORM = 0.4
 EPISODE_LENGTH = 1000
 
 
-def _make(env_id: str, **kwargs) -> gym.Env:
+def make_ogbench(env_id: str, **kwargs) -> gym.Env:
     """gym.make of an OGBench env without its import-time notices (glfw finds no display, calql
     never renders; float64 bounds cast to float32)."""
     _require_ogbench()
@@ -106,7 +107,7 @@ def task_env_id(name: str) -> str:
 
 def make_env(name: str, seed: int | None = None) -> gym.Env:
     """The single-task environment (OGBench's default task) with float32 observations."""
-    env = _make(task_env_id(name))
+    env = make_ogbench(task_env_id(name))
     env = MapObservation(env, lambda obs: obs, flat_width(env.observation_space))
     return seeded(env, seed)
 
@@ -155,12 +156,23 @@ def generate_dataset(
 ) -> dict[str, np.ndarray]:
     """`num_transitions` steps of noisy oracle play data, relabelled for the fixed task (module doc)."""
     spec = domain_spec(name)
-    if num_transitions < 1 or episode_length < 1:
-        raise ValueError(f"num_transitions and episode_length must be >= 1, got {num_transitions}, {episode_length}")
-    relabel, _ = _require_ogbench()
-    env = _make(
+    env = make_ogbench(
         f"{spec.env_type}-v0", terminate_at_goal=False, mode="data_collection", max_episode_steps=episode_length + 1
     )
+    try:
+        episodes = play_episodes(env, spec, num_transitions, seed, episode_length, report)
+    finally:
+        env.close()
+    return relabelled(name, episodes, np.float32)
+
+
+def play_episodes(
+    env: gym.Env, spec: ManipSpec, num_transitions: int, seed: int, episode_length: int, report: bool
+) -> list[tuple[np.ndarray, ...]]:
+    """Noisy oracle episodes of `episode_length` steps (the last one shorter) in a data-collection
+    environment `env`, `num_transitions` steps in all; each seeded by (seed, its index)."""
+    if num_transitions < 1 or episode_length < 1:
+        raise ValueError(f"num_transitions and episode_length must be >= 1, got {num_transitions}, {episode_length}")
     oracles = _oracles(spec, env)
     full, rest = divmod(num_transitions, episode_length)
     lengths = [episode_length] * full + ([rest] if rest else [])
@@ -172,29 +184,62 @@ def generate_dataset(
         if report and (index + 1) % max(1, len(lengths) // 10) == 0:
             done = sum(lengths[: index + 1])
             print(
-                f"  {done} / {num_transitions} transitions, {done / (time.perf_counter() - start):.0f} steps/s",
+                f"  {done} / {num_transitions} transitions, {done / (time.perf_counter() - start):.1f} steps/s",
                 file=sys.stderr,
             )
-    env.close()
-    return _relabelled(name, episodes, relabel)
+    return episodes
 
 
-def _relabelled(name: str, episodes: list, relabel) -> dict[str, np.ndarray]:
+def relabelled(name: str, episodes: list, observation_dtype: type) -> dict[str, np.ndarray]:
+    """Flat transitions of `play_episodes`' episodes, observations as `observation_dtype` (float32
+    vectors, uint8 frames), rewards and terminals for the fixed task (`task_labels`)."""
     obs, actions, qpos, buttons = (list(parts) for parts in zip(*episodes))
     data = {
-        "observations": np.concatenate([o[:-1] for o in obs]).astype(np.float32),
-        "next_observations": np.concatenate([o[1:] for o in obs]).astype(np.float32),
+        "observations": np.concatenate([o[:-1] for o in obs]).astype(observation_dtype, copy=False),
+        "next_observations": np.concatenate([o[1:] for o in obs]).astype(observation_dtype, copy=False),
         "actions": np.concatenate(actions).astype(np.float32),
     }
-    labels = {"qpos": np.concatenate(qpos), "button_states": np.concatenate(buttons).astype(np.int64)}
-    task_env = _make(task_env_id(name))
-    relabel.relabel_dataset(task_env_id(name), task_env, labels)
-    task_env.close()
-    data["rewards"] = labels["rewards"].astype(np.float32)
-    data["terminals"] = labels["masks"] == 0.0
+    data["rewards"], data["terminals"] = task_labels(name, np.concatenate(qpos), np.concatenate(buttons))
     data["timeouts"] = np.zeros(len(data["rewards"]), bool)
     data["timeouts"][np.cumsum([len(a) for a in actions]) - 1] = True
     return data
+
+
+def task_labels(name: str, qpos: np.ndarray, button_states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rewards float32, terminals bool) of the fixed task at states with these (N, nq) joint
+    positions and (N, buttons) button states, by OGBench's `relabel_dataset`. The state (not the
+    pixel) task environment sets the targets: the same task, no rendering needed."""
+    relabel, _ = _require_ogbench()
+    labels = {"qpos": np.asarray(qpos), "button_states": np.asarray(button_states).astype(np.int64)}
+    task_env = make_ogbench(task_env_id(name))
+    try:
+        relabel.relabel_dataset(task_env_id(name), task_env, labels)
+    finally:
+        task_env.close()
+    return labels["rewards"].astype(np.float32), labels["masks"] == 0.0
+
+
+def relabel_for_task(name: str):
+    """A `DataFormat.reward_labels` for OGBench's files: rewards and terminals of the fixed task
+    from the data's infos/qpos and infos/button_states (read_ogbench), which are then dropped."""
+
+    def labels(data: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+        rows = len(data["actions"])
+        qpos = data.get("infos/qpos", np.zeros((rows, 0)))
+        buttons = data.get("infos/button_states", np.zeros((rows, 0), np.int64))
+        out = {key: value for key, value in data.items() if not key.startswith("infos/")}
+        out["rewards"], out["terminals"] = task_labels(name, qpos, buttons)
+        return out
+
+    return labels
+
+
+def ogbench_info_keys(name: str) -> tuple[str, ...]:
+    """The per-state fields of OGBench's files that the fixed task's rewards are computed from:
+    joint positions where there are cubes, a drawer or a window; button states where there are buttons."""
+    spec = domain_spec(name)
+    positions = ("qpos",) if set(spec.oracles) & {"cube", "drawer", "window"} else ()
+    return positions + (("button_states",) if "button" in spec.oracles else ())
 
 
 def dataset_id(name: str, num_transitions: int, seed: int) -> str:
@@ -204,17 +249,31 @@ def dataset_id(name: str, num_transitions: int, seed: int) -> str:
 
 def load_or_generate(name: str, num_transitions: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`generate_dataset(name, num_transitions, seed)`, cached as a local Minari dataset."""
-    domain_spec(name)
-    description = (
-        f"calql noisy oracle play data on OGBench {domain_spec(name).env_type}-v0 (Markov oracles, "
-        f"action noise xi ~ U[0, {ACTION_NOISE}] per episode), rewards and terminals for "
-        f"{task_env_id(name)}"
-    )
-    return cache.load_or_generate(
+    return cached_play_data(
         dataset_id(name, num_transitions, seed),
         num_transitions,
         lambda: generate_dataset(name, num_transitions, seed, report=True),
         lambda: make_env(name),
-        "OGBench Markov oracles with noise",
-        description,
+        f"{domain_spec(name).env_type}-v0",
+        task_env_id(name),
+    )
+
+
+def cached_play_data(
+    dataset_id: str,
+    num_transitions: int,
+    generate: Callable[[], dict[str, np.ndarray]],
+    make_env: Callable[[], gym.Env],
+    play_env_id: str,
+    task_id: str,
+    details: str = "",
+) -> dict[str, np.ndarray]:
+    """Oracle play data `generate()`d in OGBench's `play_env_id` for the task `task_id`, cached as
+    the local Minari dataset `dataset_id` (calql.envs.cache); `details` adds to its description."""
+    description = (
+        f"calql noisy oracle play data on OGBench {play_env_id} (Markov oracles, action noise "
+        f"xi ~ U[0, {ACTION_NOISE}] per episode{details}), rewards and terminals for {task_id}"
+    )
+    return cache.load_or_generate(
+        dataset_id, num_transitions, generate, make_env, "OGBench Markov oracles with noise", description
     )

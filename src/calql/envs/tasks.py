@@ -19,7 +19,7 @@ import numpy as np
 from calql.config import TrainConfig, preset_config
 from calql.data.returns import ReturnRule
 from calql.data.sources import parse_source
-from calql.envs import adroit, antmaze, kitchen, manipulation, pixelmaze, pointmaze
+from calql.envs import adroit, antmaze, kitchen, manipulation, pixelmaze, pointmaze, visual_manipulation
 from calql.envs.binding import load_source
 from calql.errors import CalqlError
 
@@ -32,14 +32,18 @@ class UnknownTaskError(CalqlError):
 
 @dataclasses.dataclass(frozen=True)
 class DataFormat:
-    """How one dataset layout ('minari' or 'd4rl') maps onto a task."""
+    """How one dataset layout ('minari', 'd4rl', 'awac', 'ogbench') maps onto a task."""
 
     make_env: Callable[[int | None], gym.Env]
     """seed -> the environment whose observations match this layout's."""
     prepare: Callable[[Data, str], Data] | None = None
     """(data, source name) -> data: the layout's relabelling (binary rewards, terminals at the goal)."""
     info_keys: tuple[str, ...] = ()
-    """Per-step info fields `prepare` needs (read as data['infos/<key>'])."""
+    """Per-step info fields `prepare` needs (read as data['infos/<key>']); for OGBench's files, the
+    per-state fields `reward_labels` needs (e.g. qpos)."""
+    reward_labels: Callable[[Data, str], Data] | None = None
+    """Layouts whose files hold no rewards (OGBench's): (data, source name) -> data with the task's
+    rewards and terminals, computed from its info fields as the file is read (before the checks)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,6 +286,16 @@ def _kitchen_task(variant: str) -> Task:
 # ----- Manipulation (OGBench, built in) -----
 
 
+def _ogbench_format(domain: str, make_env: Callable[[int | None], gym.Env]) -> DataFormat:
+    """OGBench's .npz files of `domain` (states or frames, as `make_env`'s): rewards and terminals
+    of the fixed task relabelled from the files' joint positions and button states."""
+    return DataFormat(
+        make_env,
+        info_keys=manipulation.ogbench_info_keys(domain),
+        reward_labels=manipulation.relabel_for_task(domain),
+    )
+
+
 def _manipulation_task(domain: str) -> Task:
     make_env = functools.partial(manipulation.make_env, domain)
     spec = manipulation.DOMAINS[domain]
@@ -289,7 +303,8 @@ def _manipulation_task(domain: str) -> Task:
     return Task(
         name=domain,
         description=f"OGBench {manipulation.task_env_id(domain)} (default task), episode ends at success; "
-        "noisy oracle play data generated locally (built in; needs calql[manipulation])",
+        f"noisy oracle play data generated locally (built in; needs calql[manipulation]), or OGBench's "
+        f"{spec.env_type}-play-v0.npz",
         preset="manipulation",
         make_env=make_env,
         load_dataset=lambda size, seed: manipulation.load_or_generate(domain, size, seed),
@@ -301,7 +316,25 @@ def _manipulation_task(domain: str) -> Task:
         # OGBench's own metric is the success rate.
         score_min=failure * spec.max_episode_steps,
         score_max=0.0,
-        formats=MappingProxyType({"minari": DataFormat(make_env)}),
+        formats=MappingProxyType({"minari": DataFormat(make_env), "ogbench": _ogbench_format(domain, make_env)}),
+    )
+
+
+def _visual_manipulation_task(domain: str) -> Task:
+    """The same task observed through OGBench's 64x64 camera frames (calql.envs.visual_manipulation)."""
+    make_env = functools.partial(visual_manipulation.make_env, domain)
+    size, spec = visual_manipulation.IMAGE_SIZE, manipulation.DOMAINS[domain]
+    return dataclasses.replace(
+        _manipulation_task(domain),
+        name=f"visual-{domain}",
+        preset="visual-manipulation",
+        description=f"OGBench {visual_manipulation.visual_env_id(domain)}: {domain} from {size}x{size}x3 uint8 "
+        "frames rendered by MuJoCo offscreen (MUJOCO_GL=egl); small noisy oracle play data generated locally "
+        f"({visual_manipulation.EPISODE_LENGTH}-step episodes, slow: every frame rendered; built in, needs "
+        f"calql[manipulation]), or OGBench's visual-{spec.env_type}-play-v0.npz",
+        make_env=make_env,
+        load_dataset=lambda size, seed: visual_manipulation.load_or_generate(domain, size, seed),
+        formats=MappingProxyType({"minari": DataFormat(make_env), "ogbench": _ogbench_format(domain, make_env)}),
     )
 
 
@@ -313,6 +346,7 @@ def _all_tasks() -> dict[str, Task]:
     tasks += [_adroit_task(hand) for hand in adroit.HANDS]
     tasks += [_kitchen_task(variant) for variant in kitchen.TASKS]
     tasks += [_manipulation_task(domain) for domain in manipulation.DOMAINS]
+    tasks += [_visual_manipulation_task(domain) for domain in manipulation.DOMAINS]
     return {task.name: task for task in tasks}
 
 
@@ -343,10 +377,11 @@ def guess_task(source: str) -> str | None:
 
     'D4RL/antmaze/umaze-diverse-v1' and 'antmaze-umaze-diverse-v2.hdf5' -> antmaze-umaze-diverse;
     'D4RL/pen/human-v2' and 'pen-cloned-v1.hdf5' -> pen-binary; 'D4RL/kitchen/mixed-v2' ->
-    kitchen-mixed; calql's cached ids 'calql/pointmaze-umaze-...' -> pointmaze-umaze.
+    kitchen-mixed; calql's cached ids 'calql/pointmaze-umaze-...' -> pointmaze-umaze; OGBench's
+    'visual-cube-single-play-v0.npz' -> visual-cube-single.
     """
     source = source.strip().rstrip("/")
-    if source.lower().endswith((".hdf5", ".h5", ".hdf")) or source.startswith(("/", ".", "~")):
+    if source.lower().endswith((".hdf5", ".h5", ".hdf", ".npz")) or source.startswith(("/", ".", "~")):
         words = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # a file: its name
     else:
         words = "-".join(part for part in source.split("/") if part.upper() != "D4RL" and part != "calql")
