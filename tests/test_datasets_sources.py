@@ -1,7 +1,5 @@
 """Dataset sources: Minari and D4RL-layout readers, alignment, flattening, and one-line errors."""
 
-import time
-
 import gymnasium as gym
 import h5py
 import numpy as np
@@ -310,11 +308,13 @@ def test_unsupported_source_kinds_are_one_line_errors():
     assert Source("minari", "a/b-v0").ref == "a/b-v0"
 
 
-# ----- speed -----
+# ----- size -----
 
 
-def test_a_million_d4rl_transitions_load_in_seconds(tmp_path):
-    n = 1_000_000
+def test_a_large_d4rl_file_loads_whole_with_its_timeouts_dropped(tmp_path):
+    """A file of 100k transitions in 1000-step episodes (the 1M-transition speed is measured by
+    benchmarks/scale.py, never timed here)."""
+    n = 100_000
     rng = np.random.default_rng(0)
     timeouts = np.zeros(n, bool)
     timeouts[999::1000] = True
@@ -327,8 +327,5 @@ def test_a_million_d4rl_transitions_load_in_seconds(tmp_path):
         timeouts=timeouts,
     )
     env = antmaze.make_env("umaze", "d4rl")
-    start = time.perf_counter()
     data = check_transitions(read_d4rl(path), env, path)
-    seconds = time.perf_counter() - start
-    assert len(data["rewards"]) == n - 1000
-    assert seconds < 10, f"{seconds:.1f} s to load 1M transitions"
+    assert len(data["rewards"]) == n - n // 1000
