@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calql.agent.state import new_agent
-from calql.agent.update import update
+from calql.agent.update import _skip_step, update, update_step
 from calql.config import PRESETS
 from calql.data.replay import FrameBuffer, episode_transitions
 from calql.data.returns import ReturnRule
@@ -43,17 +43,33 @@ def random_image_batches(size: int, action_dim: int, num: int, batch_size: int) 
     )
 
 
-def updates_per_second(size: int, batch_size: int, per_call: int, windows: int) -> float:
+@jax.jit
+def looped_update(state, batches: Transitions, active: jax.Array):
+    """The pixel update in the form every other agent's takes (calql.agent.update.scan_updates):
+    a scan's while loop with a conditional per step. calql unrolls pixel steps instead."""
+
+    def body(carry, inputs):
+        batch, is_active = inputs
+        return jax.lax.cond(is_active, update_step, _skip_step, carry, batch)
+
+    return jax.lax.scan(body, state, (batches, active))
+
+
+def updates_per_second(size: int, batch_size: int, per_call: int, windows: int) -> dict[str, float]:
+    """Median updates/s of calql's pixel update and of the looped form, timed in alternating windows."""
     agent = new_agent("calql", jax.random.PRNGKey(0), (size, size, 3), 2, PRESETS["vision"].agent)
     batches = jax.device_put(random_image_batches(size, 2, per_call, batch_size))
     active = jnp.ones(per_call, bool)
-    agent, _ = jax.block_until_ready(update(agent, batches, active))  # compile
-    rates = []
+    forms = {"update (unrolled)": update, "looped": looped_update}
+    agents, rates = {}, {name: [] for name in forms}
+    for name, function in forms.items():
+        agents[name], _ = jax.block_until_ready(function(agent, batches, active))  # compile
     for _ in range(windows):
-        start = time.perf_counter()
-        agent, _ = jax.block_until_ready(update(agent, batches, active))
-        rates.append(per_call / (time.perf_counter() - start))
-    return float(np.median(rates))
+        for name, function in forms.items():
+            start = time.perf_counter()
+            agents[name], _ = jax.block_until_ready(function(agents[name], batches, active))
+            rates[name].append(per_call / (time.perf_counter() - start))
+    return {name: float(np.median(values)) for name, values in rates.items()}
 
 
 def buffer_bytes_per_100k(size: int, transitions: int = 20_000) -> float:
@@ -92,8 +108,12 @@ def main() -> None:
             f"({EPISODE_LENGTH}-step episodes), 1M: {10 * per_100k / 2**30:.1f} GiB"
         )
     for size in args.sizes:
-        rate = updates_per_second(size, args.batch_size, args.updates_per_call, args.windows)
-        print(f"{size}x{size}x3, batch {args.batch_size}: {rate:.2f} updates/s")
+        rates = updates_per_second(size, args.batch_size, args.updates_per_call, args.windows)
+        unrolled, looped = rates["update (unrolled)"], rates["looped"]
+        print(
+            f"{size}x{size}x3, batch {args.batch_size}: {unrolled:.2f} updates/s "
+            f"(looped form {looped:.2f}: unrolled / looped = {unrolled / looped:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from calql.training.metrics import read_config
 TASK = "pointmaze-umaze-narrow-pixels"
 TINY = [
     "--task", TASK, "--offline-steps", "40", "--online-steps", "700", "--eval-episodes", "1",
-    "--eval-every", "350", "--offline-eval-every", "40", "--start-evals", "0", "--updates-per-call", "20",
+    "--eval-every", "350", "--offline-eval-every", "40", "--start-evals", "0", "--updates-per-call", "10",
     "--batch-size", "16", "--checkpoint-every", "100", "--keep-checkpoints", "20", "--no-tensorboard",
     "--agent.critic-hidden-dims", "8", "--agent.policy-hidden-dims", "8", "--agent.num-sampled-actions", "2",
     "--agent.encoder-channels", "4", "4", "--agent.encoder-strides", "2", "2", "--agent.encoder-features", "8",

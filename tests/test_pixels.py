@@ -201,6 +201,21 @@ def test_an_update_moves_the_encoder_only_through_the_critic_and_refreshes_the_a
     assert _changed(frozen.actor.params["heads"], after.actor.params["heads"])
 
 
+def test_padded_pixel_steps_leave_the_agent_as_it_was_and_count_for_nothing():
+    """Pixel steps are unrolled and an inactive one's result dropped by a select (no conditional):
+    two active steps then two padding steps end where two active steps alone end."""
+    agent = _agent()
+    batches = [_batch(seed=seed) for seed in range(4)]
+    stack = jax.tree.map(lambda *rows: jnp.stack(rows), *batches)
+    padded, padded_metrics = update(agent, stack, jnp.array([True, True, False, False]))
+    two = jax.tree.map(lambda x: x[:2], stack)
+    active, active_metrics = update(agent, two, jnp.ones(2, bool))
+    for a, b in zip(jax.tree.leaves(padded), jax.tree.leaves(active), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    for key, value in active_metrics.items():
+        np.testing.assert_allclose(float(padded_metrics[key]), float(value), rtol=1e-5, atol=1e-6)
+
+
 def _changed(before, after) -> bool:
     return any(bool(jnp.any(a != b)) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
 

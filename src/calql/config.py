@@ -265,6 +265,9 @@ _VISION = dataclasses.replace(
     ),
     offline_steps=5_000,
     offline_eval_every=1_000,
+    # Pixel steps are unrolled (calql.agent.update.scan_updates), so a call of U steps compiles U
+    # copies of the step: 10 keeps compilation near a minute and still amortises the host's work.
+    updates_per_call=10,
 )
 # OGBench manipulation with locally generated oracle data (~250 steps/s to generate here, so
 # a smaller default dataset); otherwise AntMaze's sparse-reward settings.
@@ -298,6 +301,7 @@ _VISUAL_MANIPULATION = dataclasses.replace(
     start_evals=0,  # no dense evaluations early in fine-tuning: each episode renders up to 200 frames
     offline_eval_every=5_000,
     eval_episodes=5,
+    updates_per_call=_VISION.updates_per_call,  # unrolled pixel steps (see _VISION)
 )
 PRESETS: dict[str, TrainConfig] = {
     "antmaze": _preset(

@@ -7,7 +7,7 @@ same scan, as does an RLPD agent (`calql.agent.rlpd`, section 2.10).
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -199,6 +199,18 @@ def _skip_step(state: AgentState, batch: Transitions) -> tuple[AgentState, Metri
     return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+Agent = TypeVar("Agent", bound=AgentState)
+
+
+def _selected_step(state: Agent, inputs: tuple[Transitions, jax.Array]) -> tuple[Agent, Metrics]:
+    """`update_step` without a conditional: its new state and metrics where the step is active, the
+    old state and zero metrics where it is padding."""
+    batch, is_active = inputs
+    new_state, metrics = update_step(state, batch)
+    kept = jax.tree.map(lambda new, old: jnp.where(is_active, new, old), new_state, state)
+    return kept, jax.tree.map(lambda value: jnp.where(is_active, value, jnp.zeros_like(value)), metrics)
+
+
 def scan_updates(state: AgentState, batches: Transitions, active: jax.Array) -> tuple[AgentState, Metrics]:
     """Scan `update_step` over the leading (update-to-data) axis of `batches`.
 
@@ -210,7 +222,15 @@ def scan_updates(state: AgentState, batches: Transitions, active: jax.Array) -> 
         batch, is_active = inputs
         return jax.lax.cond(is_active, update_step, _skip_step, carry, batch)
 
-    state, metrics = jax.lax.scan(body, state, (batches, active))
+    if isinstance(state, PixelAgentState):
+        # XLA's CPU backend runs convolutions inside nested computations (a while loop's body, a
+        # conditional's branches) 3-4x slower than at the top level (benchmarks/pixel_update.py
+        # prints both): pixel steps are unrolled, and every step is computed, an inactive one's
+        # result dropped by a select. The price is compile time, which grows with U
+        # (--updates-per-call; the vision preset keeps it small).
+        state, metrics = jax.lax.scan(_selected_step, state, (batches, active), unroll=True)
+    else:
+        state, metrics = jax.lax.scan(body, state, (batches, active))
     weights = active.astype(jnp.float32)
     count = jnp.maximum(weights.sum(), 1.0)
     return state, jax.tree.map(lambda m: jnp.tensordot(weights, m, axes=1) / count, metrics)
